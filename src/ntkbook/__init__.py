@@ -1,0 +1,25 @@
+"""ntkbook: the small library behind *The Neural Tangent Kernel, executed*.
+
+Importing the package applies the neural-tangents compatibility patches
+(:mod:`ntkbook._compat`) before anything imports ``neural_tangents``. Chapters
+import the modules they need, e.g. ``from ntkbook import kernels, models``.
+
+Modules (one concept each):
+
+- :mod:`ntkbook.presets`  size presets ``ci`` / ``book`` / ``paper`` as data
+- :mod:`ntkbook.data`     offline datasets (digits, synthetic, modular arithmetic)
+- :mod:`ntkbook.models`   small models as ``(init_fn, apply_fn, kernel_fn)``
+- :mod:`ntkbook.kernels`  empirical and infinite NTKs, kernel regression and flow
+- :mod:`ntkbook.train`    optax training loops with recording and progress bars
+- :mod:`ntkbook.metrics`  power-law fits, norms and distances of parameters
+- :mod:`ntkbook.plotting` style, palette, animations (the only matplotlib user)
+"""
+
+from . import _compat
+
+_compat.apply()
+_compat.check_jax_version()
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

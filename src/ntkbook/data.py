@@ -1,0 +1,249 @@
+"""Offline datasets for the book.
+
+Nothing here touches the network. The book's stand-in for MNIST is scikit-learn's
+bundled ``digits`` (1797 grey-scale 8x8 images, about 180 per class); the
+synthetic sets are generated from an explicit ``jax.random`` key, so the same key
+always gives the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Normalize = Literal["pixels", "sphere"]
+
+DIGITS_SIDE = 8
+DIGITS_CLASSES = 10
+
+
+class Split(NamedTuple):
+    """A train/test split. ``y`` are integer labels unless stated otherwise."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def _check_key(key: jax.Array, name: str = "key") -> None:
+    if not isinstance(key, jax.Array) or key.shape not in ((2,), ()):
+        raise TypeError(f"{name} must be a jax.random key (e.g. jax.random.PRNGKey(0)), got {type(key).__name__}")
+
+
+def _positive_int(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+@lru_cache(maxsize=1)
+def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return bunch.data.astype(np.float32), bunch.target.astype(np.int32)
+
+
+def _normalize(x: np.ndarray, how: Normalize) -> np.ndarray:
+    x = x / 16.0
+    if how == "pixels":
+        return x
+    if how == "sphere":
+        # Centre each image and put it on the sphere of radius sqrt(d): then the
+        # first pre-activation of an NTK-parameterised layer has variance
+        # sigma_w^2 + sigma_b^2 for every input, as in the mean-field analysis.
+        x = x - x.mean(axis=1, keepdims=True)
+        return x * np.sqrt(x.shape[1]) / np.linalg.norm(x, axis=1, keepdims=True)
+    raise ValueError(f"normalize must be 'pixels' or 'sphere', got {how!r}")
+
+
+def digits(*, normalize: Normalize = "sphere", flatten: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """All 1797 scikit-learn digits.
+
+    Args:
+        normalize: ``"pixels"`` scales to [0, 1]; ``"sphere"`` (default) centres each
+            image and scales it to Euclidean norm ``sqrt(64)``.
+        flatten: ``True`` gives shape ``(1797, 64)``; ``False`` gives NHWC
+            ``(1797, 8, 8, 1)`` for convolutional models.
+
+    Returns:
+        ``(x, y)`` with float32 images and int32 labels in ``0..9``.
+    """
+    x, y = _digits_raw()
+    x = _normalize(x, normalize).astype(np.float32)
+    if not flatten:
+        x = x.reshape(-1, DIGITS_SIDE, DIGITS_SIDE, 1)
+    return x, y.copy()
+
+
+def balanced_indices(
+    labels: np.ndarray, n_per_class: int, key: jax.Array, classes: Sequence[int] | None = None
+) -> np.ndarray:
+    """Indices of a class-balanced random subset: ``n_per_class`` of each class.
+
+    The result is ordered by class (all of class ``classes[0]`` first, ...), which
+    makes kernel heatmaps block-structured without further sorting.
+
+    Raises:
+        ValueError: a class has fewer than ``n_per_class`` examples, or is absent.
+    """
+    n_per_class = _positive_int(n_per_class, "n_per_class")
+    _check_key(key)
+    labels = np.asarray(labels)
+    classes = np.unique(labels) if classes is None else np.asarray(classes)
+    picked = []
+    for c, k in zip(classes, jax.random.split(key, len(classes))):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < n_per_class:
+            raise ValueError(f"class {int(c)} has {len(idx)} examples, fewer than n_per_class={n_per_class}")
+        perm = np.asarray(jax.random.permutation(k, len(idx)))
+        picked.append(np.sort(idx[perm[:n_per_class]]))
+    return np.concatenate(picked)
+
+
+def digits_split(
+    n_train_per_class: int,
+    n_test_per_class: int,
+    key: jax.Array,
+    *,
+    classes: Sequence[int] | None = None,
+    normalize: Normalize = "sphere",
+    flatten: bool = True,
+    relabel: bool = True,
+) -> Split:
+    """Disjoint, class-balanced train and test subsets of the digits.
+
+    Args:
+        n_train_per_class: training images per class.
+        n_test_per_class: test images per class (disjoint from the training ones).
+        key: PRNG key choosing the subset.
+        classes: which digits to keep (default all ten).
+        normalize, flatten: as in :func:`digits`.
+        relabel: map ``classes`` to ``0..len(classes)-1`` (default) so the labels
+            can index one-hot targets directly.
+
+    Returns:
+        A :class:`Split`; both parts are sorted by class.
+    """
+    n_train_per_class = _positive_int(n_train_per_class, "n_train_per_class")
+    n_test_per_class = _positive_int(n_test_per_class, "n_test_per_class")
+    x, y = digits(normalize=normalize, flatten=flatten)
+    classes = list(range(DIGITS_CLASSES)) if classes is None else [int(c) for c in classes]
+    if len(set(classes)) != len(classes) or not set(classes) <= set(range(DIGITS_CLASSES)):
+        raise ValueError(f"classes must be distinct digits in 0..9, got {classes}")
+    both = balanced_indices(y, n_train_per_class + n_test_per_class, key, classes)
+    per = n_train_per_class + n_test_per_class
+    blocks = both.reshape(len(classes), per)
+    train_idx = blocks[:, :n_train_per_class].ravel()
+    test_idx = blocks[:, n_train_per_class:].ravel()
+    y_out = y
+    if relabel:
+        lut = np.full(DIGITS_CLASSES, -1, dtype=np.int32)
+        lut[classes] = np.arange(len(classes), dtype=np.int32)
+        y_out = lut[y]
+    return Split(x[train_idx], y_out[train_idx], x[test_idx], y_out[test_idx])
+
+
+def one_hot(labels: np.ndarray, num_classes: int, *, dtype=np.float32) -> np.ndarray:
+    """One-hot encode integer ``labels`` into shape ``(n, num_classes)``."""
+    num_classes = _positive_int(num_classes, "num_classes")
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.min(initial=0) < 0 or labels.max(initial=0) >= num_classes:
+        raise ValueError(f"labels must be a 1-D array of integers in [0, {num_classes}), got shape {labels.shape}")
+    return np.eye(num_classes, dtype=dtype)[labels]
+
+
+_TARGETS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "sine": lambda x: jnp.sin(np.pi * x),
+    "cubic": lambda x: 1.5 * x**3 - x,
+    "step": lambda x: jnp.tanh(8.0 * x),
+}
+
+
+def regression_1d(
+    n: int,
+    key: jax.Array,
+    *,
+    target: str | Callable[[jax.Array], jax.Array] = "sine",
+    x_range: tuple[float, float] = (-1.0, 1.0),
+    noise: float = 0.0,
+    spacing: Literal["random", "grid"] = "random",
+) -> tuple[jax.Array, jax.Array]:
+    """A 1-D regression set ``y = target(x) + noise``.
+
+    Args:
+        n: number of points.
+        key: PRNG key for the inputs (``spacing="random"``) and the noise.
+        target: ``"sine"`` (sin(pi x)), ``"cubic"``, ``"step"`` (a smooth step) or a function.
+        x_range: interval of the inputs.
+        noise: standard deviation of additive Gaussian noise (>= 0).
+        spacing: uniform random inputs, or an evenly spaced grid.
+
+    Returns:
+        ``(x, y)`` of shape ``(n, 1)`` each, sorted by ``x``.
+    """
+    n = _positive_int(n, "n")
+    _check_key(key)
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    lo, hi = x_range
+    if not lo < hi:
+        raise ValueError(f"x_range must be (low, high) with low < high, got {x_range}")
+    fn = _TARGETS.get(target) if isinstance(target, str) else target
+    if fn is None:
+        raise ValueError(f"unknown target {target!r}; expected one of {sorted(_TARGETS)} or a callable")
+    kx, kn = jax.random.split(key)
+    if spacing == "grid":
+        x = jnp.linspace(lo, hi, n)
+    elif spacing == "random":
+        x = jnp.sort(jax.random.uniform(kx, (n,), minval=lo, maxval=hi))
+    else:
+        raise ValueError(f"spacing must be 'random' or 'grid', got {spacing!r}")
+    y = fn(x) + noise * jax.random.normal(kn, (n,))
+    return x[:, None], y[:, None]
+
+
+def modular_arithmetic(p: int, train_fraction: float, key: jax.Array, *, op: str = "add") -> Split:
+    """All pairs ``(a, b)`` with label ``(a op b) mod p``, split at random.
+
+    Args:
+        p: the modulus (>= 2).
+        train_fraction: fraction of the ``p**2`` pairs used for training, in (0, 1).
+        key: PRNG key for the split.
+        op: ``"add"``, ``"sub"`` or ``"mul"``.
+
+    Returns:
+        A :class:`Split` whose ``x`` are int32 token pairs of shape ``(n, 2)``; use
+        :func:`one_hot_pairs` for a fixed-size input to an MLP.
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 2:
+        raise ValueError(f"modulus p must be an integer >= 2, got {p!r}")
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
+    _check_key(key)
+    ops = {"add": np.add, "sub": np.subtract, "mul": np.multiply}
+    if op not in ops:
+        raise ValueError(f"op must be one of {sorted(ops)}, got {op!r}")
+    a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
+    pairs = np.stack([a.ravel(), b.ravel()], axis=1).astype(np.int32)
+    labels = (ops[op](pairs[:, 0], pairs[:, 1]) % p).astype(np.int32)
+    perm = np.asarray(jax.random.permutation(key, len(pairs)))
+    n_train = int(round(train_fraction * len(pairs)))
+    if n_train < 1 or n_train >= len(pairs):
+        raise ValueError(f"train_fraction={train_fraction} leaves an empty train or test set for p={p}")
+    tr, te = perm[:n_train], perm[n_train:]
+    return Split(pairs[tr], labels[tr], pairs[te], labels[te])
+
+
+def one_hot_pairs(pairs: np.ndarray, p: int) -> np.ndarray:
+    """Concatenated one-hot codes of a token pair: shape ``(n, 2 p)``."""
+    pairs = np.asarray(pairs)
+    if pairs.ndim != 2 or pairs.shape[1] != 2:
+        raise ValueError(f"pairs must have shape (n, 2), got {pairs.shape}")
+    return np.concatenate([one_hot(pairs[:, 0], p), one_hot(pairs[:, 1], p)], axis=1)

@@ -1,0 +1,208 @@
+"""Small models as ``(init_fn, apply_fn, kernel_fn)`` triples.
+
+Fully connected and convolutional networks are built with ``neural_tangents.stax``
+so the same description gives a finite network (``init_fn``/``apply_fn``) and its
+infinite-width NNGP/NTK kernels (``kernel_fn``). Two parameterisations:
+
+- ``"ntk"`` (Jacot et al. 2018; thesis eq. 2.51): ``W = sigma_w / sqrt(n_in) * w``
+  with ``w ~ N(0, 1)``; the NTK has a finite infinite-width limit.
+- ``"standard"`` (LeCun): ``W ~ N(0, sigma_w^2 / n_in)`` directly; same forward pass
+  at initialisation, but gradients and hence the NTK scale with width.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _compat
+
+_compat.apply()
+from neural_tangents import stax  # noqa: E402
+
+Parameterization = Literal["ntk", "standard"]
+ApplyFn = Callable[..., jax.Array]
+
+ACTIVATIONS = ("relu", "tanh", "erf", "identity")
+
+
+class Model(NamedTuple):
+    """A network: ``params = init_fn(key, input_shape)[1]``, ``apply_fn(params, x)``,
+    and ``kernel_fn(x1, x2, "ntk" | "nngp")`` for its infinite-width limit."""
+
+    init_fn: Callable[..., Any]
+    apply_fn: ApplyFn
+    kernel_fn: Callable[..., Any]
+
+
+def _activation(name: str):
+    if name == "relu":
+        return stax.Relu()
+    if name == "erf":
+        return stax.Erf()
+    if name == "tanh":
+        # No closed-form kernel for tanh: stax integrates it with Gauss-Hermite
+        # quadrature (32 nodes: relative error < 1e-6 on the variances used in the
+        # book). stax warns about this on every construction; we know.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return stax.ElementwiseNumerical(jnp.tanh, deg=32)
+    if name == "identity":
+        return stax.Identity()
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
+
+
+def _check_parameterization(p: str) -> str:
+    if p not in ("ntk", "standard"):
+        raise ValueError(f"parameterization must be 'ntk' or 'standard', got {p!r}")
+    return p
+
+
+def _check_widths(widths: Sequence[int], name: str, *, allow_empty: bool = False) -> tuple[int, ...]:
+    widths = tuple(widths)
+    if not widths and not allow_empty:
+        raise ValueError(f"{name} must list at least one width")
+    for w in widths:
+        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+            raise ValueError(f"{name} must be positive integers, got {widths}")
+    return tuple(int(w) for w in widths)
+
+
+def default_weight_std(activation: str) -> float:
+    """``sigma_w`` at the edge of chaos for ReLU (sqrt 2, He), 1 otherwise."""
+    return float(np.sqrt(2.0)) if activation == "relu" else 1.0
+
+
+def mlp(
+    hidden: Sequence[int],
+    out_dim: int,
+    *,
+    activation: str = "relu",
+    parameterization: Parameterization = "ntk",
+    W_std: float | None = None,
+    b_std: float | None = 0.1,
+    out_W_std: float | None = None,
+) -> Model:
+    """A fully connected network ``Dense -> act -> ... -> Dense(out_dim)``.
+
+    Args:
+        hidden: widths of the hidden layers (at least one).
+        out_dim: number of outputs.
+        activation: ``"relu"``, ``"tanh"``, ``"erf"`` or ``"identity"``.
+        parameterization: ``"ntk"`` or ``"standard"`` (module docstring).
+        W_std: ``sigma_w``; default :func:`default_weight_std` of the activation.
+        b_std: ``sigma_b``; ``None`` means no biases.
+        out_W_std: ``sigma_w`` of the read-out layer (default ``W_std``; the
+            thesis uses the same value in every layer).
+
+    Returns:
+        A :class:`Model`.
+
+    >>> net = mlp([512, 512], 10)
+    >>> _, params = net.init_fn(jax.random.PRNGKey(0), (-1, 64))
+    """
+    hidden = _check_widths(hidden, "hidden")
+    (out_dim,) = _check_widths([out_dim], "out_dim")
+    _check_parameterization(parameterization)
+    W_std = default_weight_std(activation) if W_std is None else float(W_std)
+    out_W_std = W_std if out_W_std is None else float(out_W_std)
+    if W_std <= 0 or out_W_std <= 0:
+        raise ValueError(f"W_std and out_W_std must be positive, got {W_std}, {out_W_std}")
+    if b_std is not None and b_std < 0:
+        raise ValueError(f"b_std must be >= 0 or None, got {b_std}")
+    layers = []
+    for width in hidden:
+        layers += [stax.Dense(width, W_std=W_std, b_std=b_std, parameterization=parameterization),
+                   _activation(activation)]
+    layers.append(stax.Dense(out_dim, W_std=out_W_std, b_std=b_std, parameterization=parameterization))
+    return Model(*stax.serial(*layers))
+
+
+def cnn(
+    channels: Sequence[int],
+    out_dim: int,
+    *,
+    filter_shape: tuple[int, int] = (3, 3),
+    activation: str = "relu",
+    parameterization: Parameterization = "ntk",
+    W_std: float | None = None,
+    b_std: float | None = 0.1,
+) -> Model:
+    """A small CNN on NHWC images: ``[Conv(c, SAME) -> act] * len(channels) -> Flatten -> Dense``.
+
+    Used for the 8x8 digits (``data.digits(flatten=False)``).
+    """
+    channels = _check_widths(channels, "channels")
+    (out_dim,) = _check_widths([out_dim], "out_dim")
+    _check_parameterization(parameterization)
+    W_std = default_weight_std(activation) if W_std is None else float(W_std)
+    layers = []
+    for c in channels:
+        layers += [stax.Conv(c, filter_shape, padding="SAME", W_std=W_std, b_std=b_std,
+                             parameterization=parameterization),
+                   _activation(activation)]
+    layers += [stax.Flatten(), stax.Dense(out_dim, W_std=W_std, b_std=b_std, parameterization=parameterization)]
+    return Model(*stax.serial(*layers))
+
+
+def init_params(model: Model, key: jax.Array, input_shape: Sequence[int]) -> Any:
+    """Initial parameters for inputs of shape ``(batch, *features)`` (batch may be -1)."""
+    _, params = model.init_fn(key, tuple(input_shape))
+    return params
+
+
+def init_ensemble(model: Model, key: jax.Array, input_shape: Sequence[int], n: int) -> Any:
+    """``n`` independent initialisations stacked along a new leading axis (for ``jax.vmap``)."""
+    keys = jax.random.split(key, n)
+    return jax.vmap(lambda k: model.init_fn(k, tuple(input_shape))[1])(keys)
+
+
+def named_layers(params: Any) -> dict[str, jax.Array]:
+    """The weights and biases of a :func:`mlp` / :func:`cnn` by name: ``W1, b1, W2, ...``.
+
+    Layer ``l`` is the ``l``-th layer with parameters (1 = first). Works on
+    ensembles too (the leading ensemble axis is kept). Absent biases are skipped.
+    """
+    if not isinstance(params, (list, tuple)):
+        raise TypeError(f"params must be the list returned by a stax.serial init_fn, got {type(params).__name__}")
+    named: dict[str, jax.Array] = {}
+    layer = 0
+    for entry in params:
+        if not entry:
+            continue  # activations and reshapes carry no parameters
+        layer += 1
+        weight, bias = entry
+        named[f"W{layer}"] = weight
+        if bias is not None:
+            named[f"b{layer}"] = bias
+    return named
+
+
+def centered_scaled(apply_fn: ApplyFn, params0: Any, alpha: float) -> ApplyFn:
+    """The lazy-training model ``alpha * (f(w, x) - f(w0, x))`` of Chizat & Bach (2019).
+
+    It outputs zero at ``w0`` and its inverse relative scale kappa shrinks like
+    ``1 / alpha``; train it with learning rate ``lr / alpha**2`` to keep the
+    function-space time scale fixed.
+    """
+    if not alpha > 0:
+        raise ValueError(f"alpha must be positive, got {alpha}")
+
+    def apply_alpha(params, x, **kwargs):
+        return alpha * (apply_fn(params, x, **kwargs) - apply_fn(params0, x, **kwargs))
+
+    return apply_alpha
+
+
+def toy_scalar_model(w: jax.Array, x: jax.Array) -> jax.Array:
+    """A one-parameter non-linear model used to picture linearisation (chapter 01).
+
+    ``g(w, x) = sin(3 w x) + 0.5 cos(5 w)``: smooth, with curvature in ``w``
+    (any twice-differentiable model would do; this one has a visible bend).
+    """
+    return jnp.sin(3.0 * w * x) + 0.5 * jnp.cos(5.0 * w)

@@ -1,0 +1,108 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ntkbook import models, progress, train
+
+KEY = jax.random.PRNGKey(0)
+
+
+def _linear_problem():
+    a = jax.random.normal(KEY, (12, 4))
+    b = jax.random.normal(jax.random.PRNGKey(1), (12, 1))
+    apply_fn = lambda w, x: x @ w  # noqa: E731
+    return apply_fn, a, b
+
+
+def test_full_batch_gd_matches_explicit_iteration(x64):
+    apply_fn, a, b = _linear_problem()
+    a, b = a.astype(jnp.float64), b.astype(jnp.float64)
+    w0 = jnp.zeros((4, 1))
+    lr, steps = 0.3, 57
+    w, hist = train.fit(train.mse_loss(apply_fn), w0, optax.sgd(lr), steps, data=(a, b),
+                        record_steps=[0, 10, steps], record_fn=lambda p, s: {"w": p}, progress=False)
+    ref = np.zeros((4, 1))
+    refs = {0: ref.copy()}
+    for s in range(1, steps + 1):  # gradient of 1/(2n) ||A w - b||^2, n = b.size
+        ref = ref - lr * (np.asarray(a).T @ (np.asarray(a) @ ref - np.asarray(b))) / b.size
+        refs[s] = ref.copy()
+    np.testing.assert_allclose(w, ref, rtol=1e-10)
+    np.testing.assert_array_equal(hist.steps, [0, 10, steps])
+    for i, s in enumerate(hist.steps):
+        np.testing.assert_allclose(hist["w"][i], refs[s], rtol=1e-10, atol=1e-14)
+    assert float(jnp.abs(w0).max()) == 0.0, "fit must not modify (or donate) the caller's parameters"
+
+
+def test_ensemble_members_train_independently():
+    net = models.mlp([16], 1)
+    x = jnp.linspace(-1, 1, 6)[:, None]
+    y = jnp.sin(3 * x)
+    stacked = models.init_ensemble(net, KEY, (-1, 1), 3)
+    opt = optax.sgd(0.1, momentum=0.9)
+    together, _ = train.fit(train.ensemble_loss(train.mse_loss(net.apply_fn)), stacked, opt, 25,
+                            data=(x, y), progress=False)
+    for i in range(3):
+        alone, _ = train.fit(train.mse_loss(net.apply_fn), jax.tree_util.tree_map(lambda a: a[i], stacked),
+                             opt, 25, data=(x, y), progress=False)
+        for u, v in zip(jax.tree_util.tree_leaves(alone), jax.tree_util.tree_leaves(together)):
+            np.testing.assert_allclose(u, v[i], rtol=2e-5, atol=2e-6)
+
+
+def test_minibatches_are_reproducible_and_key_dependent():
+    apply_fn, a, b = _linear_problem()
+
+    def sample(key, data):
+        idx = jax.random.choice(key, data[0].shape[0], (4,), replace=False)
+        return data[0][idx], data[1][idx]
+
+    run = lambda key: train.fit(train.mse_loss(apply_fn), jnp.zeros((4, 1)), optax.sgd(0.1), 20,  # noqa: E731
+                                data=(a, b), sample_batch=sample, key=key, progress=False)[0]
+    np.testing.assert_array_equal(run(KEY), run(KEY))
+    assert not np.allclose(run(KEY), run(jax.random.PRNGKey(5)))
+
+
+def test_cross_entropy_and_accuracy():
+    logits = jnp.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
+    labels = jnp.array([0, 1, 1])
+    assert float(train.accuracy(logits, labels)) == pytest.approx(2 / 3)
+    loss = train.cross_entropy_loss(lambda p, x: x)(None, (logits, labels))
+    manual = -np.mean([np.log(np.exp(2) / (np.exp(2) + 1)), np.log(np.e / (np.e + 1)), np.log(np.e / (np.exp(3) + np.e))])
+    assert float(loss) == pytest.approx(manual, rel=1e-5)
+
+
+def test_record_schedule():
+    s = train.record_schedule(1000, 20, spacing="log")
+    assert s[0] == 0 and s[-1] == 1000 and np.all(np.diff(s) > 0)
+    np.testing.assert_array_equal(train.record_schedule(10, 3), [0, 5, 10])
+
+
+def test_summary_progress_prints_one_line(monkeypatch, capsys):
+    monkeypatch.setenv(progress.ENV_VAR, "summary")
+    apply_fn, a, b = _linear_problem()
+    train.fit(train.mse_loss(apply_fn), jnp.zeros((4, 1)), optax.sgd(0.1), 30, data=(a, b),
+              record_steps=[0, 10, 20, 30], desc="linear")
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("linear: 30/30 in ")
+    assert list(progress.track(range(3), desc="loop")) == [0, 1, 2]
+    assert capsys.readouterr().out.startswith("loop: 3/3 in ")
+    monkeypatch.setenv(progress.ENV_VAR, "loud")
+    with pytest.raises(ValueError, match="NTKBOOK_PROGRESS"):
+        progress.mode()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(steps=0), "steps"),
+        (dict(steps=5, record_steps=[6]), "record_steps"),
+        (dict(steps=5, sample_batch=lambda k, d: d), "PRNG key"),
+    ],
+)
+def test_bad_inputs_raise(kwargs, match):
+    apply_fn, a, b = _linear_problem()
+    with pytest.raises(ValueError, match=match):
+        train.fit(train.mse_loss(apply_fn), jnp.zeros((4, 1)), optax.sgd(0.1), data=(a, b), progress=False, **kwargs)
+    with pytest.raises(ValueError, match="n_records"):
+        train.record_schedule(10, 1)

@@ -3,14 +3,16 @@
 #   make test   unit tests + every chapter at the "ci" preset + a strict book build
 #
 # Both create .venv and install the pinned stack on first use. Chapters are
-# executed ONCE, by nbmake, into a staged copy of the book (_build/stage); the
+# executed ONCE, by nbmake, into a staged copy of the book (_stage/); the
 # HTML is then built from those executed notebooks with execution switched off.
 
 PYTHON    ?= python3
 VENV      ?= .venv
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.ntkbook-installed
-STAGE     := _build/stage
+# nbmake ignores notebooks under any folder named _build, so the staged copy
+# lives beside it.
+STAGE     := _stage
 JOBS      ?= 2
 PRESET    ?= book
 CELL_TIMEOUT ?= 1200
@@ -61,7 +63,7 @@ html: venv
 	$(BIN)/jupyter-book build $(STAGE) --path-output . $(HTML_FLAGS)
 
 clean:
-	rm -rf _build
+	rm -rf _build $(STAGE)
 
 distclean: clean
 	rm -rf $(VENV)

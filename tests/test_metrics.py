@@ -62,3 +62,20 @@ def test_bad_inputs_raise(x, y, match):
         metrics.fit_power_law(x, y)
     with pytest.raises(ValueError, match="shapes differ"):
         metrics.relative_frobenius_error(jnp.ones(2), jnp.ones(3))
+
+
+def test_kernel_target_alignment():
+    rng = np.random.default_rng(2)
+    y = rng.choice([-1.0, 1.0], 20)
+    assert float(metrics.kernel_target_alignment(3.0 * np.outer(y, y), y)) == pytest.approx(1.0)
+    onehot = np.eye(4)[rng.integers(0, 4, 20)]
+    assert float(metrics.kernel_target_alignment(onehot @ onehot.T, onehot)) == pytest.approx(1.0)
+    # Closed form: for K = I, <I, yy^T> = N and ||yy^T||_F = N, so A = N / (sqrt(N) N) = 1/sqrt(N).
+    assert float(metrics.kernel_target_alignment(np.eye(20), y)) == pytest.approx(1 / np.sqrt(20))
+    # Centring removes a constant offset that uncentred alignment rewards.
+    offset = np.ones((20, 20)) + 0.01 * np.outer(y, y)
+    assert float(metrics.kernel_target_alignment(offset, y, centered=True)) > 0.99
+    with pytest.raises(ValueError, match="square"):
+        metrics.kernel_target_alignment(np.ones((3, 4)), np.ones(3))
+    with pytest.raises(ValueError, match="targets"):
+        metrics.kernel_target_alignment(np.eye(3), np.ones(4))

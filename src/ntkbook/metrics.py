@@ -91,3 +91,31 @@ def relative_frobenius_error(a: Any, b: Any) -> jax.Array:
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     return jnp.linalg.norm((a - b).ravel()) / jnp.linalg.norm(b.ravel())
+
+
+def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = False) -> jax.Array:
+    """Alignment ``<K, Y Y^T>_F / (||K||_F ||Y Y^T||_F)`` (thesis eq. 2.63; Cristianini et al. 2001).
+
+    Args:
+        kernel: ``(N, N)`` kernel matrix.
+        targets: ``(N,)`` labels in {-1, +1} / regression targets, or ``(N, k)``
+            (e.g. one-hot) targets; the ideal kernel is ``Y Y^T``.
+        centered: centre both matrices first (``H K H`` with ``H = I - 11^T/N``),
+            the variant of Cortes et al. (2012) that ignores constant offsets.
+
+    Returns:
+        A scalar in [-1, 1]; 1 means ``K`` is a positive multiple of ``Y Y^T``.
+    """
+    k = jnp.asarray(kernel)
+    y = jnp.asarray(targets)
+    if y.ndim == 1:
+        y = y[:, None]
+    if k.ndim != 2 or k.shape[0] != k.shape[1]:
+        raise ValueError(f"kernel must be a square (N, N) matrix, got shape {k.shape}")
+    if y.ndim != 2 or y.shape[0] != k.shape[0]:
+        raise ValueError(f"targets must have shape ({k.shape[0]},) or ({k.shape[0]}, k), got {jnp.shape(targets)}")
+    ideal = y @ y.T
+    if centered:
+        h = jnp.eye(k.shape[0]) - 1.0 / k.shape[0]
+        k, ideal = h @ k @ h, h @ ideal @ h
+    return jnp.sum(k * ideal) / (jnp.linalg.norm(k) * jnp.linalg.norm(ideal))

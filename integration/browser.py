@@ -15,6 +15,27 @@ other request is refused and reported, so the check never touches the network
 and notices when a page starts loading something new. The pages carry
 Subresource Integrity hashes for those scripts, so the browser also checks that
 the local copies are the files the published book loads.
+
+Each page is opened in a fresh browser context (no cache, no storage) and must
+show:
+
+1. no console error, no failed request inside the site, no request outside it
+   that has no local copy;
+2. every ``img`` loaded (natural width > 0); on a chapter page (``book/NN_*``)
+   at least one loaded image in a cell output (a figure, an animation frame, a
+   plot inside a widget);
+3. every math element typeset by MathJax, no MathJax error (``mjx-merror``,
+   e.g. an undefined macro or package), and math elements wherever the page's
+   markdown source has ``$...$``;
+4. every widget view rendered by the widget manager with visible controls, a
+   widget view wherever the page's source creates widgets, and no widget's
+   Python repr (``IntSlider(...)``) in an output;
+5. every animation (matplotlib ``to_jshtml``) with a first frame, a frame
+   slider, its buttons with visible icons, and "Next frame" changing the frame;
+6. every link inside the site reaching an existing file and, for a page, an
+   existing anchor;
+7. on a chapter page, the Colab launch link to the chapter's own notebook in
+   the repository and branch of ``_config.yml``.
 """
 
 from __future__ import annotations
@@ -323,7 +344,7 @@ def repository(repo: pathlib.Path) -> dict:
 def check_page(context, base: str, page: str, html_dir: pathlib.Path, repo: pathlib.Path,
                ids: dict[str, set[str]], cdn: LocalCDN, shots: pathlib.Path | None,
                failures: pathlib.Path | None) -> PageReport:
-    """Load ``page`` in a fresh browser context and check everything listed in the module docstring."""
+    """Load ``page`` in ``context`` and check what the module docstring lists (1.-7.)."""
     report = PageReport(page)
     redirect = REDIRECT.search((html_dir / page).read_text(encoding="utf-8", errors="replace")[:2000])
     if redirect:  # e.g. index.html -> book/intro.html: the target must exist (it is checked as a page itself)

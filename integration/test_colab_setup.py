@@ -51,7 +51,10 @@ print(json.dumps({"jax": jax.__version__, "neural_tangents": neural_tangents.__v
 
 def _tracked_files_copy(dest: pathlib.Path) -> pathlib.Path:
     """Copy the files git tracks (as they are in the working tree) to ``dest``."""
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        pytest.fail(f"this check copies the files git tracks and needs a git checkout with git installed ({err})")
     for name in filter(None, listed.decode().split("\0")):
         src = ROOT / name
         if src.is_file():

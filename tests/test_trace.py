@@ -226,6 +226,21 @@ def test_input_perturbation_distance(x64):
     assert fd.normalized == pytest.approx(fd.value / (10 * 3))
 
 
+def test_antithetic_standard_error_counts_pairs_not_probes(x64):
+    # For JVP probes the pair (v, -v) gives two equal values, so 2P antithetic probes carry
+    # exactly the information of the P base probes: same value, same standard error (treating
+    # the 2P values as independent would shrink it by sqrt(2)).
+    net, params, x = _setup("tanh")
+    key = jax.random.PRNGKey(8)
+    anti = trace.ntk_trace(net.apply_fn, params, x, method="jvp", key=key, probes=24, antithetic=True)
+    plain = trace.ntk_trace(net.apply_fn, params, x, method="jvp", key=key, probes=12)
+    assert anti.probes == 24
+    assert anti.value == pytest.approx(plain.value, rel=1e-12)
+    assert anti.stderr == pytest.approx(plain.stderr, rel=1e-10)
+    # an odd count is rounded up to whole pairs
+    assert trace.ntk_trace(net.apply_fn, params, x, method="fd", key=key, probes=5, antithetic=True).probes == 6
+
+
 def test_trace_recorder_is_the_normalised_trace():
     net, params, x = _setup("relu")
     rec = trace.trace_recorder(net.apply_fn, x)

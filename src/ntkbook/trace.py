@@ -239,13 +239,21 @@ def exact_diagonal(
 
 
 # ------------------------------------------------------------------------ public API
-def _result(samples: np.ndarray | None, value: float, method: str, eps: float | None, n: int, k: int) -> TraceEstimate:
+def _units(samples: np.ndarray, antithetic: bool) -> np.ndarray:
+    """The independent units of a probe sample: pair means ``(s_2j + s_2j+1) / 2`` for
+    antithetic probes (the two halves of a pair are dependent), the samples otherwise."""
+    return samples.reshape(-1, 2).mean(1) if antithetic else samples
+
+
+def _result(samples: np.ndarray | None, value: float, method: str, eps: float | None, n: int, k: int,
+            antithetic: bool = False) -> TraceEstimate:
     if samples is None:
         return TraceEstimate(value, value / (n * k), 0.0, method, 0, eps, n, k, np.zeros(0))
-    m = samples.size
-    stderr = float(samples.std(ddof=1) / np.sqrt(m)) if m > 1 else float("nan")
+    units = _units(samples, antithetic)
+    m = units.size
+    stderr = float(units.std(ddof=1) / np.sqrt(m)) if m > 1 else float("nan")
     value = float(samples.mean())
-    return TraceEstimate(value, value / (n * k), stderr, method, m, eps, n, k, samples)
+    return TraceEstimate(value, value / (n * k), stderr, method, samples.size, eps, n, k, samples)
 
 
 def _time(fn: Callable[[], Any], repeats: int = 2) -> float:
@@ -292,9 +300,11 @@ def ntk_trace(
             below ``1e-3`` loses digits to rounding.
         probe: ``"gaussian"`` (the paper's, and required for ``"fd"``) or
             ``"rademacher"`` (``"jvp"`` only; a smaller variance).
-        antithetic: use probes in pairs ``(v, -v)``. For ``"fd"`` this cancels the
-            odd Taylor terms probe by probe, leaving a pathwise ``O(eps^2)`` error on
-            smooth networks; it does nothing for ``"jvp"``.
+        antithetic: use probes in pairs ``(v, -v)`` (an odd ``probes`` is rounded up
+            to even). For ``"fd"`` this cancels the odd Taylor terms probe by probe,
+            leaving a pathwise ``O(eps^2)`` error on smooth networks; for ``"jvp"`` the
+            two halves of a pair are equal, so it only wastes probes. The standard
+            error is computed from the pair means.
         rtol: target relative standard error (> 0). Required for ``"auto"``.
         pilot_probes: probes used to estimate the per-probe variance when
             ``rtol`` sets the number of probes (they are part of the estimate).
@@ -341,19 +351,22 @@ def ntk_trace(
 def _probe_estimate(apply_fn, params, x, key, method, probe, eps, antithetic, probes, rtol, pilot, n, k,
                     mask=None) -> TraceEstimate:
     eps_used = eps if method == "fd" else None
+    per_unit = 2 if antithetic else 1  # probes per independent unit; antithetic counts are rounded up to even
     if probes is None and rtol is None:
         probes = 16
     if probes is not None:
+        probes = per_unit * math.ceil(probes / per_unit)
         samples = _estimates(apply_fn, params, x, key, probes, method, probe, eps, antithetic, mask)
-        return _result(samples, 0.0, method, eps_used, n, k)
+        return _result(samples, 0.0, method, eps_used, n, k, antithetic)
     # rtol given: pilot, then as many probes as the pilot's variance says (continuing the key stream).
     k_pilot, k_more = jax.random.split(key)
+    pilot = per_unit * max(math.ceil(pilot / per_unit), 2)
     samples = _estimates(apply_fn, params, x, k_pilot, pilot, method, probe, eps, antithetic, mask)
-    needed = _probes_needed(samples, rtol)
+    needed = per_unit * _probes_needed(_units(samples, antithetic), rtol)
     if needed > samples.size:
         more = _estimates(apply_fn, params, x, k_more, needed - samples.size, method, probe, eps, antithetic, mask)
         samples = np.concatenate([samples, more])
-    return _result(samples, 0.0, method, eps_used, n, k)
+    return _result(samples, 0.0, method, eps_used, n, k, antithetic)
 
 
 def _probes_needed(samples: np.ndarray, rtol: float) -> int:

@@ -34,6 +34,10 @@ numbers. :func:`layer_traces` splits the trace over parameter groups (the NTK is
 additive over parameters), :func:`output_traces` computes the trace of the NTK of
 intermediate outputs ([trace] Sect. 5.1), and :func:`input_perturbation_distance`
 is the paper's logit input-perturbation distance ([trace] Sect. 5.2).
+
+Compiled functions are cached per ``apply_fn`` object: pass the same function
+object at every call (e.g. ``net.apply_fn``, not a fresh ``lambda`` per
+training step), or every call compiles again.
 """
 
 from __future__ import annotations

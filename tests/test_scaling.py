@@ -144,7 +144,7 @@ def test_kernels_along_training_starts_from_the_initial_kernel():
     split = _tiny_task()
     p0 = models.init_params(net, KEY, (-1, 5))
     traj = scaling.kernels_along_training(net.apply_fn, p0, split, proto, [0, 10, 30])
-    assert list(traj.steps) == [0, 10, 30] and len(traj.kernel_runs) == 3 and traj.network_error[0] == 1.0
+    assert list(traj.steps) == [0, 10, 30] and len(traj.kernel_runs) == 3 and traj.network.test_error[0] == 1.0
     at_init = scaling.after_kernel_run(net.apply_fn, p0, split, proto)
     assert traj.kernel_runs[0].stop == at_init.stop
     assert metrics.tree_distance(traj.params[0], p0) == 0.0
@@ -200,3 +200,23 @@ def test_direction_alignment():
 def test_bad_inputs_raise(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_critical_learning_rate_and_the_cap_for_grown_kernels(x64):
+    k, kx, y = _psd_case(n=12)
+    lam = np.linalg.eigvalsh(k).max()
+    crit = scaling.critical_learning_rate(k, momentum=0.9)
+    assert crit == pytest.approx(2 * 1.9 * 12 / lam, rel=1e-6)
+    # Just below the critical rate heavy ball converges; just above it diverges.
+    _, (below,) = scaling.kernel_descent(k, y, [kx], [3000], learning_rate=0.97 * crit, momentum=0.9)
+    _, (above,) = scaling.kernel_descent(k, y, [kx], [3000], learning_rate=1.03 * crit, momentum=0.9)
+    assert np.all(np.isfinite(below)) and not np.all(np.abs(above) < 1e6)
+    # fit_kernel keeps the protocol's rate when it is stable and caps it otherwise;
+    # a diverged model would count every output as an error rather than crash.
+    labels = np.where(y[:, 0] > 0, 1.0, -1.0)
+    split = data.HeldOutSplit(np.zeros((12, 1)), labels, np.zeros((5, 1)), np.ones(5), np.zeros((5, 1)), -np.ones(5))
+    slow = scaling.fit_kernel(k, kx, kx, split, scaling.Protocol(0.5 * crit, 0.9, 50, 5))
+    assert slow.learning_rate == pytest.approx(0.5 * crit)
+    fast = scaling.fit_kernel(k, kx, kx, split, scaling.Protocol(3.0 * crit, 0.9, 50, 5))
+    assert fast.learning_rate == pytest.approx(scaling.SAFETY * crit, rel=1e-6)
+    assert scaling.classification_error(np.array([np.nan, 1.0]), np.array([1.0, 1.0])) == 0.5

@@ -122,7 +122,8 @@ def classification_error(outputs: Any, labels: Any) -> np.ndarray:
     """Fraction of samples with ``sign(output) != label`` along the last axis.
 
     An output of exactly zero counts as an error (the centred models output zero
-    at step 0). ``outputs`` may carry a trailing singleton output axis.
+    at step 0), and so does a non-finite one (a diverged model has no sign).
+    ``outputs`` may carry a trailing singleton output axis.
     """
     out = np.asarray(outputs)
     lab = np.asarray(labels)
@@ -130,7 +131,7 @@ def classification_error(outputs: Any, labels: Any) -> np.ndarray:
         out = out[..., 0]
     if out.shape[-lab.ndim:] != lab.shape:
         raise ValueError(f"outputs {np.shape(outputs)} do not match labels {lab.shape}")
-    return np.mean(out * lab <= 0, axis=-1)
+    return np.mean(~(out * lab > 0), axis=-1)  # NaN compares False: an error
 
 
 class EarlyStop(NamedTuple):
@@ -171,18 +172,20 @@ def early_stopping(steps: Any, val_errors: Any, test_errors: Any) -> EarlyStop:
 
 
 class Run(NamedTuple):
-    """Errors of one model recorded along training, and its early-stopping choice."""
+    """Errors of one model recorded along training, its early-stopping choice and
+    the learning rate it was trained with."""
 
     steps: np.ndarray
     train_error: np.ndarray
     val_error: np.ndarray
     test_error: np.ndarray
     stop: EarlyStop
+    learning_rate: float
 
 
-def _run(steps: np.ndarray, train_err: Any, val_err: Any, test_err: Any) -> Run:
+def _run(steps: np.ndarray, train_err: Any, val_err: Any, test_err: Any, learning_rate: float) -> Run:
     tr, va, te = (np.asarray(e, dtype=float) for e in (train_err, val_err, test_err))
-    return Run(np.asarray(steps), tr, va, te, early_stopping(steps, va, te))
+    return Run(np.asarray(steps), tr, va, te, early_stopping(steps, va, te), float(learning_rate))
 
 
 # -------------------------------------------------------- kernel gradient descent
@@ -266,6 +269,43 @@ def kernel_descent(
     return pick(np.stack(train_out)), [pick(np.stack(o)) for o in eval_out]
 
 
+@jax.jit
+def _power_iteration(k, v0):
+    def body(_, v):
+        w = k @ v
+        return w / jnp.linalg.norm(w)
+
+    v = jax.lax.fori_loop(0, 100, body, v0 / jnp.linalg.norm(v0))
+    return v @ (k @ v)
+
+
+def critical_learning_rate(k_train: Any, *, momentum: float = 0.0) -> float:
+    """The largest stable learning rate of heavy-ball descent on a kernel model.
+
+    With the loss normalised by ``n`` (module docstring) each eigen-direction of
+    ``K`` evolves by a 2x2 linear recursion that is stable if and only if
+    ``0 < lr lambda / n < 2 (1 + momentum)`` (Polyak's heavy ball on a quadratic),
+    so the critical rate is ``2 (1 + momentum) n / lambda_max``. ``lambda_max`` is
+    estimated by 100 steps of power iteration (a slight under-estimate at worst,
+    i.e. a slight over-estimate of the rate: use a safety factor).
+
+    Args:
+        k_train: ``(n, n)`` positive semi-definite kernel.
+        momentum: heavy-ball coefficient in ``[0, 1)``.
+    """
+    k = jnp.asarray(k_train)
+    if k.ndim != 2 or k.shape[0] != k.shape[1]:
+        raise ValueError(f"k_train must be a square (n, n) matrix, got shape {k.shape}")
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+    v0 = jnp.ones((k.shape[0],), k.dtype) + 0.01 * jnp.arange(k.shape[0], dtype=k.dtype) / k.shape[0]
+    lam = float(_power_iteration(k, v0))
+    return 2.0 * (1.0 + momentum) * k.shape[0] / lam
+
+
+SAFETY = 0.8  # fraction of the critical learning rate used when the protocol's rate exceeds it
+
+
 def fit_kernel(
     k_train: Any,
     k_val: Any,
@@ -274,6 +314,14 @@ def fit_kernel(
     protocol: Protocol,
 ) -> Run:
     """Train a fixed-kernel model by the protocol's optimiser and stop early.
+
+    The protocol's learning rate is used unless it exceeds the kernel's critical
+    rate (:func:`critical_learning_rate`), in which case ``SAFETY`` times the
+    critical rate is used and recorded in ``Run.learning_rate``. For kernels at
+    initialisation the protocol's rate is chosen below the critical one, so this
+    never happens; trained kernels (after-kernels, ``K^t``) grow during training
+    and can need it. For a fixed kernel the dynamics depend on ``lr K`` only, so
+    a smaller rate is the same trajectory on a slower clock.
 
     Args:
         k_train, k_val, k_test: kernels ``K(X, X)``, ``K(X_val, X)``, ``K(X_test, X)``.
@@ -287,10 +335,11 @@ def fit_kernel(
     y_va = _check_labels(split.y_val, "y_val")
     y_te = _check_labels(split.y_test, "y_test")
     rec = protocol.record_steps
+    lr = min(protocol.learning_rate, SAFETY * critical_learning_rate(k_train, momentum=protocol.momentum))
     train_out, (val_out, test_out) = kernel_descent(
-        k_train, y_tr, [k_val, k_test], rec, learning_rate=protocol.learning_rate, momentum=protocol.momentum)
+        k_train, y_tr, [k_val, k_test], rec, learning_rate=lr, momentum=protocol.momentum)
     return _run(rec, classification_error(train_out, y_tr), classification_error(val_out, y_va),
-                classification_error(test_out, y_te))
+                classification_error(test_out, y_te), lr)
 
 
 def kernel_limit_error(k_train: Any, k_test: Any, y_train: Any, y_test: Any) -> float:
@@ -444,7 +493,8 @@ def fit_network(
 
     params, hist = _train.fit(_ensemble_mse(apply_fn), params0, protocol.optimizer(), protocol.steps,
                               data=(x_tr, targets), record_steps=rec, record_fn=record, progress=False)
-    runs = [_run(hist.steps, hist["train"][:, i], hist["val"][:, i], hist["test"][:, i]) for i in range(r)]
+    runs = [_run(hist.steps, hist["train"][:, i], hist["val"][:, i], hist["test"][:, i], protocol.learning_rate)
+            for i in range(r)]
     return runs, params, hist
 
 
@@ -503,12 +553,18 @@ def compare(
 
 @dataclass
 class LearningCurves:
-    """Early-stopped test errors ``errors[name][i, r]`` at ``ns[i]``, repeat ``r``."""
+    """Early-stopped test errors ``errors[name][i, r]`` at ``ns[i]``, repeat ``r``.
+
+    ``keys[r]`` is the data key of repeat ``r`` (``sample(keys[r], n)`` gives its
+    split back), ``params0`` the stacked initial parameters (one per repeat) and
+    ``comparisons[i].final_params`` the networks after training on ``ns[i]`` samples.
+    """
 
     ns: np.ndarray
     errors: dict[str, np.ndarray]
     comparisons: list[Comparison]
     keys: list[jax.Array]
+    params0: Params = None
 
     def fit(self, name: str, *, confidence: float = 0.95, n_min: int = 0) -> PowerLawFit:
         """Power-law fit of model ``name``'s errors against ``n`` (every repeat a point).
@@ -574,7 +630,7 @@ def learning_curves(
         comps.append(comp)
         for name in which:
             errors[name][i] = comp.errors(name)
-    return LearningCurves(ns_arr, errors, comps, data_keys)
+    return LearningCurves(ns_arr, errors, comps, data_keys, params0)
 
 
 class ExponentGap(NamedTuple):
@@ -629,14 +685,14 @@ def after_kernel_run(
 class KernelTrajectory:
     """The network and its eNTK ``K^t`` along one training run (paper Sect. 5).
 
-    ``network_error[i]`` is the network's test error at ``steps[i]``;
+    ``network`` holds the network's train/validation/test errors at ``steps``;
     ``kernel_runs[i]`` is ``K^t`` with ``t = steps[i]`` fitted to the whole
     training set by the protocol (``.stop.test_error`` is its early-stopped error);
     ``params[i]`` are the network's parameters at that step.
     """
 
     steps: np.ndarray
-    network_error: np.ndarray
+    network: Run
     kernel_runs: list[Run]
     params: list[Params]
 
@@ -682,7 +738,7 @@ def kernels_along_training(
         return {}
 
     runs, _, _ = fit_network(apply_fn, stacked0, stack_splits([split]), protocol, record_fn=record, record_steps=at)
-    return KernelTrajectory(at, runs[0].test_error, kernel_runs, saved)
+    return KernelTrajectory(at, runs[0], kernel_runs, saved)
 
 
 def direction_alignment(first_layer_weights: Any, direction: Any) -> float:

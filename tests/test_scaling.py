@@ -195,6 +195,9 @@ def test_direction_alignment():
         (lambda: scaling.classification_error(np.ones(3), np.ones(4)), "do not match"),
         (lambda: scaling.direction_alignment(np.ones((3, 2)), np.ones(2)), "direction"),
         (lambda: scaling.entk_blocks(None, None, (1, 2)), "HeldOutSplit"),
+        (lambda: scaling.critical_learning_rate(np.ones((3, 2))), "square"),
+        (lambda: scaling.critical_learning_rate(np.eye(3), momentum=1.0), "momentum"),
+        (lambda: scaling.early_stopping([1, 2], [0.1, np.nan], [0.1, 0.2]), "finite"),
     ],
 )
 def test_bad_inputs_raise(call, match):

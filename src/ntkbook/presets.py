@@ -178,6 +178,34 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             anim_frames=20,
         ),
     },
+    "10_scaling_laws": {
+        "ci": dict(
+            dim=16, width=128, learning_rate=2.0, momentum=0.9, steps=1000, n_records=30,
+            ns=(25, 50, 100, 200, 400, 800), repeats=3, n_val=500, n_test=2000,
+            digits_ns=(10, 20, 40, 80, 160, 320), digits_repeats=3, digits_val=300, digits_test=600,
+            digits_learning_rate=1.0,
+            sweep_n=256, sweep_widths=(16, 32, 64, 128, 256, 512, 1024), sweep_network_max=256, sweep_repeats=3,
+            after_repeats=2, after_n0=100, kt_n=400, kt_points=10, grid=41,
+        ),
+        "book": dict(
+            dim=16, width=128, learning_rate=2.0, momentum=0.9, steps=1000, n_records=30,
+            ns=(25, 50, 100, 200, 400, 800, 1600, 3200), repeats=4, n_val=1000, n_test=4000,
+            digits_ns=(10, 20, 40, 80, 160, 320, 640), digits_repeats=4, digits_val=300, digits_test=600,
+            digits_learning_rate=1.0,
+            sweep_n=512, sweep_widths=(16, 32, 64, 128, 256, 512, 1024, 2048), sweep_network_max=512,
+            sweep_repeats=3,
+            after_repeats=3, after_n0=200, kt_n=1600, kt_points=14, grid=61,
+        ),
+        "paper": dict(
+            dim=16, width=128, learning_rate=2.0, momentum=0.9, steps=2000, n_records=40,
+            ns=(25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800), repeats=8, n_val=2000, n_test=10000,
+            digits_ns=(10, 20, 40, 80, 160, 320, 640), digits_repeats=10, digits_val=300, digits_test=600,
+            digits_learning_rate=1.0,
+            sweep_n=1024, sweep_widths=(16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192), sweep_network_max=4096,
+            sweep_repeats=5,
+            after_repeats=5, after_n0=400, kt_n=6400, kt_points=20, grid=81,
+        ),
+    },
 }
 
 

@@ -152,6 +152,7 @@ def test_kernel_cost_reports_output_size():
     pntk = kernels.kernel_cost(net.apply_fn, params, x, kind="pntk", repeats=1)
     assert full.output_bytes == 7 * 7 * 5 * 5 * 4 and pntk.output_bytes == 7 * 7 * 4
     assert full.seconds > 0 and pntk.seconds > 0
+    assert full.flops > pntk.flops > 0
 
 
 def test_pntk_bad_inputs_raise(x64):

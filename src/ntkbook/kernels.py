@@ -582,10 +582,12 @@ def ntk_regression(
 
 
 class KernelCost(NamedTuple):
-    """Cost of one kernel evaluation: best wall time over repeats (s), XLA's temporary
-    buffer size for the compiled computation and the size of the result (bytes)."""
+    """Cost of one kernel evaluation: best wall time over repeats (s), XLA's estimate
+    of the floating-point operations, its temporary buffer size for the compiled
+    computation and the size of the result (bytes)."""
 
     seconds: float
+    flops: float
     temp_bytes: int
     output_bytes: int
 
@@ -603,10 +605,11 @@ def kernel_cost(
 
     ``kind`` is the full eNTK ``(N, N, k, k)``, its trace over outputs ``(N, N)``
     (``trace_axes=(-1,)``), or the first-logit pNTK ``(N, N)``. The computation is
-    compiled once (not timed); the time is the best of ``repeats`` runs, and the
-    memory is what XLA reports for the compiled executable
-    (``Compiled.memory_analysis()``: temporary buffers, excluding inputs). A
-    measuring tool for chapter 14 and the benchmarks, not a unit-tested claim.
+    compiled once (not timed); the time is the best of ``repeats`` runs; the
+    operation count and the memory are what XLA reports for the compiled
+    executable (``Compiled.cost_analysis()`` and ``Compiled.memory_analysis()``:
+    temporary buffers, excluding inputs and outputs). A measuring tool for
+    chapter 14 and the benchmarks, not a unit-tested claim.
     """
     import time
 
@@ -620,6 +623,9 @@ def kernel_cost(
     compiled = kfn.lower(x, None, params).compile()
     analysis = compiled.memory_analysis()
     temp = int(getattr(analysis, "temp_size_in_bytes", 0)) if analysis is not None else 0
+    costs = compiled.cost_analysis()
+    costs = costs[0] if isinstance(costs, (list, tuple)) and costs else costs
+    flops = float(costs.get("flops", float("nan"))) if isinstance(costs, dict) else float("nan")
     out = compiled(x, None, params)
     out.block_until_ready()
     best = float("inf")
@@ -627,4 +633,4 @@ def kernel_cost(
         start = time.perf_counter()
         compiled(x, None, params).block_until_ready()
         best = min(best, time.perf_counter() - start)
-    return KernelCost(best, temp, int(out.nbytes))
+    return KernelCost(best, flops, temp, int(out.nbytes))

@@ -334,3 +334,36 @@ def test_active_learning_run_records_every_round():
                                    per_round=2, train_steps=10, learning_rate=0.5, key=KEY)
     np.testing.assert_array_equal(run.n_labelled, [3, 5, 7])
     assert run.test_accuracy.shape == (3,) and len(set(run.acquired.tolist())) == 4
+
+
+def test_repeats_follow_the_single_runs():
+    # Training R networks side by side must reproduce R separate runs (same keys).
+    net = models.mlp([16], 3)
+    x = jax.random.normal(KEY, (30, 4))
+    y = np.asarray(jnp.argmax(x[:, :3], axis=1))
+    stacked = models.init_ensemble(net, KEY, (-1, 4), 2)
+    init = np.array([[0, 1, 2], [5, 6, 7]])
+    common = dict(rounds=2, per_round=2, train_steps=10, learning_rate=0.5)
+    for strategy in ("random", "lookahead"):
+        both = dynamics.active_learning_repeats(net.apply_fn, stacked, x, y, x, y, init, strategy=strategy, key=KEY,
+                                                **common)
+        assert both.test_accuracy.shape == (2, 3) and both.acquired.shape == (2, 4)
+        for r in range(2):
+            p_r = jax.tree_util.tree_map(lambda a, r=r: a[r], stacked)
+            one = dynamics.active_learning(net.apply_fn, p_r, x, y, x, y, init[r], strategy=strategy,
+                                           key=jax.random.fold_in(KEY, r), **common)
+            np.testing.assert_array_equal(both.acquired[r], one.acquired)
+            np.testing.assert_allclose(both.test_accuracy[r], one.test_accuracy, atol=1e-6)
+
+
+def test_repeats_check_their_inputs_before_training():
+    net = models.mlp([8], 3)
+    stacked = models.init_ensemble(net, KEY, (-1, 4), 2)
+    x, y = np.zeros((10, 4), np.float32), np.arange(10) % 3
+    common = dict(strategy="random", rounds=1, per_round=1, train_steps=5, learning_rate=0.1, key=KEY)
+    with pytest.raises(ValueError, match=r"initial must be an \(R, n0\) integer array"):
+        dynamics.active_learning_repeats(net.apply_fn, stacked, x, y, x, y, [0, 1], **common)
+    with pytest.raises(ValueError, match="stacked on a leading axis of size R = 3"):
+        dynamics.active_learning_repeats(net.apply_fn, stacked, x, y, x, y, np.zeros((3, 1), int), **common)
+    with pytest.raises(ValueError, match="distinct indices"):
+        dynamics.active_learning_repeats(net.apply_fn, stacked, x, y, x, y, np.array([[0, 0], [1, 2]]), **common)

@@ -774,3 +774,104 @@ def active_learning(
             labelled += [int(i) for i in acquire(strategy, apply_fn, params, x_pool, y_pool, lab, per_round,
                                                  key=jax.random.fold_in(key, r), kernel=kernel)]
     return ActiveLearningRun(np.asarray(sizes), np.asarray(accs), np.asarray(labelled[len(np.asarray(initial)):]))
+
+
+class ActiveLearningRepeats(NamedTuple):
+    """Independent repeats of an active-learning run: ``test_accuracy[r, t]`` of repeat
+    ``r`` after round ``t`` (``n_labelled[t]`` labels), and the pool indices each
+    repeat acquired, in order (``(R, rounds * per_round)``)."""
+
+    n_labelled: np.ndarray
+    test_accuracy: np.ndarray
+    acquired: np.ndarray
+
+
+def active_learning_repeats(
+    apply_fn: Callable,
+    params0: Any,
+    x_pool: Any,
+    y_pool: Any,
+    x_test: Any,
+    y_test: Any,
+    initial: Any,
+    *,
+    strategy: str,
+    rounds: int,
+    per_round: int,
+    train_steps: int,
+    learning_rate: float,
+    key: jax.Array,
+    momentum: float = 0.9,
+    kernel: Literal["pntk", "entk"] = "pntk",
+) -> ActiveLearningRepeats:
+    """:func:`active_learning` for ``R`` independent repeats at once.
+
+    Repeat ``r`` starts from its own parameters (``params0`` stacked on a leading
+    axis of size ``R``, e.g. :func:`ntkbook.models.init_ensemble`) and its own
+    initial labelled set (row ``r`` of ``initial``, ``(R, n0)``). All repeats have
+    the same number of labels in every round, so the ``R`` networks are trained
+    together, side by side, by one :func:`ntkbook.train.fit` per round (the loss is
+    the sum of the repeats' losses, whose gradient with respect to each repeat's
+    parameters is that repeat's own gradient); the acquisitions are made per repeat
+    with :func:`acquire`, repeat ``r`` using the key ``fold_in(key, r)``. Each
+    repeat therefore follows exactly the run :func:`active_learning` would make
+    with ``key=fold_in(key, r)`` (up to floating-point summation order).
+
+    Returns:
+        :class:`ActiveLearningRepeats`.
+
+    Raises:
+        ValueError: as :func:`active_learning`, or ``initial`` / ``params0`` not
+        matching in their number of repeats (checked before any training).
+    """
+    import optax
+
+    from . import train as _train
+
+    _check_choice(strategy, ACQUISITIONS, "strategy")
+    _check_choice(kernel, ("pntk", "entk"), "kernel")
+    for name, value in (("rounds", rounds), ("per_round", per_round), ("train_steps", train_steps)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    x_pool, x_test = jnp.asarray(x_pool), jnp.asarray(x_test)
+    y_pool, y_test = np.asarray(y_pool), np.asarray(y_test)
+    init = np.asarray(initial)
+    if init.ndim != 2 or init.shape[1] < 1 or not np.issubdtype(init.dtype, np.integer):
+        raise ValueError(f"initial must be an (R, n0) integer array of pool indices, got shape {init.shape}")
+    n_rep = init.shape[0]
+    leaves = jax.tree_util.tree_leaves(params0)
+    if not leaves or any(jnp.ndim(a) < 1 or jnp.shape(a)[0] != n_rep for a in leaves):
+        raise ValueError(f"params0 must be stacked on a leading axis of size R = {n_rep} (one set per row of initial)")
+    for row in init:
+        if len(set(row.tolist())) != len(row) or row.min() < 0 or row.max() >= len(y_pool):
+            raise ValueError("each row of initial must hold distinct indices into the pool")
+    if init.shape[1] + rounds * per_round > len(y_pool):
+        raise ValueError(f"the pool has {len(y_pool)} points, fewer than the budget "
+                         f"{init.shape[1]} + {rounds} x {per_round}")
+    first = jax.tree_util.tree_map(lambda a: a[0], params0)
+    k = int(jax.eval_shape(apply_fn, first, x_pool[:1]).shape[-1])
+    single = _train.mse_loss(apply_fn)
+
+    def loss_fn(stacked: Any, batch: Any) -> jax.Array:
+        xs, ys = batch
+        return jnp.sum(jax.vmap(lambda p, x, y: single(p, (x, y)))(stacked, xs, ys))
+
+    optimizer = optax.sgd(learning_rate, momentum=momentum)
+    eye = np.eye(k, dtype=np.float32)
+    labelled = [list(map(int, row)) for row in init]
+    sizes, accs = [], []
+    predict = jax.jit(jax.vmap(apply_fn, in_axes=(0, None)))
+    for t in range(rounds + 1):
+        lab = np.asarray(labelled)                                          # (R, n)
+        params, _ = _train.fit(loss_fn, params0, optimizer, train_steps,
+                               data=(x_pool[lab], jnp.asarray(eye[y_pool[lab]])), progress=False)
+        sizes.append(lab.shape[1])
+        accs.append(np.asarray(jnp.mean(jnp.argmax(predict(params, x_test), -1) == jnp.asarray(y_test), axis=-1)))
+        if t < rounds:
+            for r in range(n_rep):
+                p_r = jax.tree_util.tree_map(lambda a, r=r: a[r], params)
+                labelled[r] += [int(i) for i in acquire(strategy, apply_fn, p_r, x_pool, y_pool, lab[r], per_round,
+                                                       key=jax.random.fold_in(jax.random.fold_in(key, r), t),
+                                                       kernel=kernel)]
+    return ActiveLearningRepeats(np.asarray(sizes), np.stack(accs, axis=1),
+                                 np.asarray([row[init.shape[1]:] for row in labelled]))

@@ -206,6 +206,77 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             after_repeats=5, after_n0=400, kt_n=6400, kt_points=20, grid=81,
         ),
     },
+    "13_one_step": {
+        "ci": dict(
+            digits_train_per_class=20, digits_probe_per_class=10, width=256, pretrain_steps=100, pretrain_lr=0.5,
+            eta=0.1, eta_min=1e-4, eta_max=1.0, eta_points=9,
+            toy_n=300, toy_n_test=2000, toy_dim=30, toy_width=256, toy_steps=3000, toy_lr=0.1, toy_batch=32,
+            toy_records=60, toy_checkpoints=6, toy_paths=4, toy_frames=20,
+            squeeze_logit_lr=0.5, squeeze_logit_steps=10,
+            squeeze_contexts=30, squeeze_steps=30, squeeze_lr=0.02,
+            dpo_pairs=20, dpo_steps=60, dpo_lr=0.02, dpo_beta=1.0,
+        ),
+        "book": dict(
+            digits_train_per_class=30, digits_probe_per_class=30, width=512, pretrain_steps=200, pretrain_lr=0.5,
+            eta=0.1, eta_min=1e-4, eta_max=1.0, eta_points=13,
+            toy_n=300, toy_n_test=2000, toy_dim=30, toy_width=512, toy_steps=4000, toy_lr=0.1, toy_batch=32,
+            toy_records=120, toy_checkpoints=8, toy_paths=4, toy_frames=40,
+            squeeze_logit_lr=0.5, squeeze_logit_steps=10,
+            squeeze_contexts=100, squeeze_steps=40, squeeze_lr=0.02,
+            dpo_pairs=60, dpo_steps=100, dpo_lr=0.02, dpo_beta=1.0,
+        ),
+        "paper": dict(
+            digits_train_per_class=60, digits_probe_per_class=60, width=1024, pretrain_steps=400, pretrain_lr=0.5,
+            eta=0.1, eta_min=1e-5, eta_max=1.0, eta_points=16,
+            toy_n=600, toy_n_test=4000, toy_dim=30, toy_width=1024, toy_steps=6000, toy_lr=0.1, toy_batch=32,
+            toy_records=200, toy_checkpoints=10, toy_paths=4, toy_frames=60,
+            squeeze_logit_lr=0.5, squeeze_logit_steps=10,
+            squeeze_contexts=300, squeeze_steps=60, squeeze_lr=0.02,
+            dpo_pairs=100, dpo_steps=150, dpo_lr=0.02, dpo_beta=1.0,
+        ),
+    },
+    "14_pseudo_ntk": {
+        "ci": dict(
+            n_train_per_class=5, n_test_per_class=10, heat_inputs=5,
+            widths=(64, 128, 256, 512, 1024), seeds=2, show_widths=(64, 256, 1024), ridges=(0.0, 1.0, 10.0),
+            cost_n=100, cost_width=256, cost_classes=(1, 2, 5, 10, 20), cost_repeats=3,
+            after_n=40, train_steps=300,
+        ),
+        "book": dict(
+            n_train_per_class=10, n_test_per_class=20, heat_inputs=6,
+            widths=(64, 128, 256, 512, 1024, 2048, 4096), seeds=3, show_widths=(64, 512, 4096),
+            ridges=(0.0, 1.0, 10.0),
+            cost_n=200, cost_width=512, cost_classes=(1, 2, 5, 10, 20, 50), cost_repeats=5,
+            after_n=50, train_steps=1000,
+        ),
+        "paper": dict(
+            n_train_per_class=20, n_test_per_class=40, heat_inputs=6,
+            widths=(64, 128, 256, 512, 1024, 2048, 4096, 8192), seeds=5, show_widths=(64, 512, 8192),
+            ridges=(0.0, 1.0, 10.0),
+            cost_n=400, cost_width=1024, cost_classes=(1, 2, 5, 10, 20, 50, 100), cost_repeats=5,
+            after_n=100, train_steps=2000,
+        ),
+    },
+    "15_lookahead": {
+        "ci": dict(
+            pool_per_class=20, test_per_class=20, width=256, lr=5.0, momentum=0.9, train_steps=200,
+            retrain_labelled=20, retrain_candidates=20, retrain_steps=200,
+            rank_start=20, rank_updates=50, rank_sizes=(25, 50, 100, 199),
+            initial=10, rounds=4, per_round=10, repeats=3,
+        ),
+        "book": dict(
+            pool_per_class=50, test_per_class=30, width=256, lr=5.0, momentum=0.9, train_steps=300,
+            retrain_labelled=30, retrain_candidates=40, retrain_steps=300,
+            rank_start=30, rank_updates=100, rank_sizes=(50, 100, 200, 400),
+            initial=10, rounds=8, per_round=10, repeats=6,
+        ),
+        "paper": dict(
+            pool_per_class=100, test_per_class=50, width=512, lr=5.0, momentum=0.9, train_steps=500,
+            retrain_labelled=50, retrain_candidates=60, retrain_steps=500,
+            rank_start=50, rank_updates=200, rank_sizes=(50, 100, 200, 400, 800),
+            initial=10, rounds=10, per_round=20, repeats=10,
+        ),
+    },
 }
 
 

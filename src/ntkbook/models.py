@@ -106,6 +106,11 @@ def mlp(
     >>> net = mlp([512, 512], 10)
     >>> _, params = net.init_fn(jax.random.PRNGKey(0), (-1, 64))
     """
+    return Model(*stax.serial(*_mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std)))
+
+
+def _mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std) -> list:
+    """The checked ``stax`` layers of :func:`mlp`: ``[Dense, act] * len(hidden) + [Dense]``."""
     hidden = _check_widths(hidden, "hidden")
     (out_dim,) = _check_widths([out_dim], "out_dim")
     _check_parameterization(parameterization)
@@ -120,7 +125,7 @@ def mlp(
         layers += [stax.Dense(width, W_std=W_std, b_std=b_std, parameterization=parameterization),
                    _activation(activation)]
     layers.append(stax.Dense(out_dim, W_std=out_W_std, b_std=b_std, parameterization=parameterization))
-    return Model(*stax.serial(*layers))
+    return layers
 
 
 def cnn(
@@ -226,18 +231,7 @@ def mlp_features(
     that layer, shape ``(N, width)`` (the logits: ``(N, out_dim)``). Used for the
     NTK of intermediate outputs ([trace] Sect. 5.1).
     """
-    hidden = _check_widths(hidden, "hidden")
-    (out_dim,) = _check_widths([out_dim], "out_dim")
-    _check_parameterization(parameterization)
-    W_std = default_weight_std(activation) if W_std is None else float(W_std)
-    out_W_std = W_std if out_W_std is None else float(out_W_std)
-    if W_std <= 0 or out_W_std <= 0:
-        raise ValueError(f"W_std and out_W_std must be positive, got {W_std}, {out_W_std}")
-    layers = []
-    for width in hidden:
-        layers += [stax.Dense(width, W_std=W_std, b_std=b_std, parameterization=parameterization),
-                   _activation(activation)]
-    layers.append(stax.Dense(out_dim, W_std=out_W_std, b_std=b_std, parameterization=parameterization))
+    layers = _mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std)
 
     def prefix(n_layers: int) -> ApplyFn:
         apply_prefix = stax.serial(*layers[:n_layers])[1]
@@ -247,6 +241,6 @@ def mlp_features(
 
         return apply_fn
 
-    out = {f"hidden{i + 1}": prefix(2 * (i + 1)) for i in range(len(hidden))}
+    out = {f"hidden{i + 1}": prefix(2 * (i + 1)) for i in range(len(layers) // 2)}
     out["logits"] = prefix(len(layers))
     return out

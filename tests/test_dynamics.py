@@ -204,10 +204,10 @@ def test_lookahead_equals_a_fresh_solve_per_candidate(x64, full):
     got = dynamics.lookahead_changes(pick(L, L), pick(C, L), kern[C, C], pick(M, L), pick(M, C), r_l, r_c)
     for j, cand in enumerate(C):
         lc = np.append(L, cand)
-        want = kernels.ntk_regression(pick(lc, lc), np.vstack([r_l, r_c[j]]), pick(M, lc))
+        want = kernels.kernel_regression(pick(lc, lc), np.vstack([r_l, r_c[j]]), pick(M, lc))
         np.testing.assert_allclose(got[j], want, rtol=1e-8, atol=1e-9)
     # without the base term: the change relative to the kernel model fitted on L alone
-    base = kernels.ntk_regression(pick(L, L), r_l, pick(M, L))
+    base = kernels.kernel_regression(pick(L, L), r_l, pick(M, L))
     rel = dynamics.lookahead_changes(pick(L, L), pick(C, L), kern[C, C], pick(M, L), pick(M, C), r_l, r_c,
                                      include_base=False)
     np.testing.assert_allclose(rel + np.asarray(base)[None], got, rtol=1e-8, atol=1e-9)

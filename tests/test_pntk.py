@@ -111,7 +111,7 @@ def test_pntk_matches_the_entk_block_structure_in_expectation(x64):
     assert abs(gram - mean_closed) > 10 * se(np.array(p_first))
 
 
-def test_ntk_regression_both_shapes_agree_when_the_kernel_is_diagonal(x64):
+def test_kernel_regression_both_shapes_agree_when_the_kernel_is_diagonal(x64):
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(9, 30))
     p = feats @ feats.T
@@ -119,8 +119,8 @@ def test_ntk_regression_both_shapes_agree_when_the_kernel_is_diagonal(x64):
     y = rng.normal(size=(n, k))
     f0_tr, f0_te = rng.normal(size=(n, k)), rng.normal(size=(m, k))
     full = p[:, :, None, None] * np.eye(k)
-    a = kernels.ntk_regression(p[:n, :n], y, p[n:, :n], f0_train=f0_tr, f0_test=f0_te)
-    b = kernels.ntk_regression(full[:n, :n], y, full[n:, :n], f0_train=f0_tr, f0_test=f0_te)
+    a = kernels.kernel_regression(p[:n, :n], y, p[n:, :n], f0_train=f0_tr, f0_test=f0_te)
+    b = kernels.kernel_regression(full[:n, :n], y, full[n:, :n], f0_train=f0_tr, f0_test=f0_te)
     np.testing.assert_allclose(a, b, rtol=1e-10)
     # oracle: numpy solve of the flattened system
     want = f0_te + p[n:, :n] @ np.linalg.solve(p[:n, :n], y - f0_tr)
@@ -129,17 +129,17 @@ def test_ntk_regression_both_shapes_agree_when_the_kernel_is_diagonal(x64):
     np.testing.assert_allclose(a - f0_te, kernels.kernel_regression(p[:n, :n], y - f0_tr, p[n:, :n]), rtol=1e-10)
 
 
-def test_ntk_regression_with_a_full_entk_interpolates(x64):
+def test_kernel_regression_with_a_full_entk_interpolates(x64):
     net, params, x1, x2 = _case(k=3)
     y = jax.random.normal(KEY, (6, 3), jnp.float64)
     k11 = kernels.ntk_reference(net.apply_fn, params, x1)
     f0 = net.apply_fn(params, x1)
-    pred = kernels.ntk_regression(k11, y, k11, f0_train=f0, f0_test=f0)
+    pred = kernels.kernel_regression(k11, y, k11, f0_train=f0, f0_test=f0)
     np.testing.assert_allclose(pred, y, atol=1e-7)
     mat = np.asarray(k11).transpose(0, 2, 1, 3).reshape(18, 18)
     k21 = np.asarray(kernels.ntk_reference(net.apply_fn, params, x2, x1)).transpose(0, 2, 1, 3).reshape(9, 18)
     want = np.asarray(net.apply_fn(params, x2)) + (k21 @ np.linalg.solve(mat, np.asarray(y - f0).ravel())).reshape(3, 3)
-    got = kernels.ntk_regression(k11, y, kernels.ntk_reference(net.apply_fn, params, x2, x1), f0_train=f0,
+    got = kernels.kernel_regression(k11, y, kernels.ntk_reference(net.apply_fn, params, x2, x1), f0_train=f0,
                                  f0_test=net.apply_fn(params, x2))
     np.testing.assert_allclose(got, want, rtol=1e-8)
 
@@ -164,12 +164,12 @@ def test_pntk_bad_inputs_raise(x64):
     with pytest.raises(ValueError, match="apply_fn must return shape"):
         kernels.pseudo_ntk(lambda p, x: jnp.sum(x, axis=1), params, x1)
     with pytest.raises(ValueError, match="both be 2-D"):
-        kernels.ntk_regression(np.eye(3), np.zeros((3, 2)), np.zeros((1, 3, 2, 2)))
+        kernels.kernel_regression(np.eye(3), np.zeros((3, 2)), np.zeros((1, 3, 2, 2)))
     with pytest.raises(ValueError, match="k_test_train must have shape"):
-        kernels.ntk_regression(np.eye(3), np.zeros((3, 2)), np.zeros((1, 4)))
+        kernels.kernel_regression(np.eye(3), np.zeros((3, 2)), np.zeros((1, 4)))
     with pytest.raises(ValueError, match="ridge must be >= 0"):
-        kernels.ntk_regression(np.eye(3), np.zeros((3, 2)), np.zeros((1, 3)), ridge=-1.0)
+        kernels.kernel_regression(np.eye(3), np.zeros((3, 2)), np.zeros((1, 3)), ridge=-1.0)
     with pytest.raises(ValueError, match="f0_test must have shape"):
-        kernels.ntk_regression(np.eye(3), np.zeros((3, 2)), np.zeros((1, 3)), f0_test=np.zeros((2, 2)))
+        kernels.kernel_regression(np.eye(3), np.zeros((3, 2)), np.zeros((1, 3)), f0_test=np.zeros((2, 2)))
     with pytest.raises(ValueError, match="kind must be"):
         kernels.kernel_cost(net.apply_fn, params, x1, kind="nngp")

@@ -319,32 +319,64 @@ def _check_targets(y: Any) -> jax.Array:
 
 
 def kernel_regression(
-    k_train_train: Any, y_train: Any, k_test_train: Any, *, ridge: float = 0.0
+    k_train_train: Any,
+    y_train: Any,
+    k_test_train: Any,
+    *,
+    f0_train: Any = None,
+    f0_test: Any = None,
+    ridge: float = 0.0,
 ) -> jax.Array:
-    """Kernel (ridge) regression: ``K(x, X) (K(X, X) + ridge I)^{-1} Y``.
+    """Kernel (ridge) regression, optionally on the residuals of an initial function.
 
-    The ``t -> infinity`` limit of kernel gradient flow from zero (thesis eq. 2.61).
+    ``f(x) = f0(x) + K(x, X) (K(X, X) + ridge I)^{-1} (Y - f0(X))``: the end point of
+    gradient flow on the square loss for the model linearised at ``w0`` (thesis
+    eq. 2.61 at ``t -> infinity``; with ``f0 = 0`` it is plain kernel regression). Shaped as in the talk's "Kernel regression with pNTK" slide:
+
+    - full eNTK: ``k_train_train`` ``(N, N, k, k)``, ``k_test_train`` ``(M, N, k, k)``,
+      one ``N k x N k`` solve;
+    - pNTK (or any kernel proportional to ``I_k``): ``(N, N)`` and ``(M, N)``, one
+      ``N x N`` solve with the ``k`` residual columns as right-hand sides.
 
     Args:
-        k_train_train: ``(N, N)`` kernel on the training inputs.
-        y_train: ``(N,)`` or ``(N, k)`` targets.
-        k_test_train: ``(M, N)`` kernel between test and training inputs.
-        ridge: non-negative diagonal regulariser.
+        k_train_train, k_test_train: the kernels, both 2-D or both 4-D.
+        y_train: ``(N, k)`` targets (or ``(N,)`` for ``k = 1``).
+        f0_train: ``(N, k)`` initial outputs on the training inputs (default 0).
+        f0_test: ``(M, k)`` initial outputs on the test inputs (default 0).
+        ridge: non-negative diagonal regulariser (note that the eNTK and the pNTK are
+            on different scales; a ridge means different things for the two).
 
     Returns:
-        Predictions of shape ``(M, k)``.
+        ``(M, k)`` predictions.
+
+    Raises:
+        ValueError: inconsistent shapes or a negative ridge.
     """
     y = _check_targets(y_train)
-    k, _ = _flatten_kernel(jnp.asarray(k_train_train), y, "k_train_train")
-    if k.shape[0] != y.shape[0]:
-        raise ValueError("kernel_regression takes (N, N) kernels (use trace_axes=(-1,))")
-    kx = jnp.asarray(k_test_train)
-    if kx.ndim != 2 or kx.shape[1] != y.shape[0]:
-        raise ValueError(f"k_test_train must have shape (M, {y.shape[0]}), got {kx.shape}")
+    n, out = y.shape
+    ktt, kxt = jnp.asarray(k_train_train), jnp.asarray(k_test_train)
+    if ktt.ndim != kxt.ndim or ktt.ndim not in (2, 4):
+        raise ValueError(f"k_train_train and k_test_train must both be 2-D (pNTK) or both 4-D (eNTK), "
+                         f"got shapes {ktt.shape} and {kxt.shape}")
     if ridge < 0:
         raise ValueError(f"ridge must be >= 0, got {ridge}")
-    reg = k + ridge * jnp.eye(k.shape[0], dtype=k.dtype)
-    return kx @ jax.scipy.linalg.solve(reg, y, assume_a="pos")
+    m = kxt.shape[0]
+    if kxt.shape[1:] != ((n,) if kxt.ndim == 2 else (n, out, out)):
+        raise ValueError(f"k_test_train must have shape (M, {n}{'' if kxt.ndim == 2 else f', {out}, {out}'}), got {kxt.shape}")
+    f0 = jnp.zeros_like(y) if f0_train is None else _check_targets(f0_train)
+    g0 = jnp.zeros((m, out), y.dtype) if f0_test is None else _check_targets(f0_test)
+    if f0.shape != y.shape:
+        raise ValueError(f"f0_train must have shape {y.shape}, got {f0.shape}")
+    if g0.shape != (m, out):
+        raise ValueError(f"f0_test must have shape {(m, out)}, got {g0.shape}")
+    mat, per_output = _flatten_kernel(ktt, y, "k_train_train")
+    reg = mat + ridge * jnp.eye(mat.shape[0], dtype=mat.dtype)
+    resid = y - f0
+    if per_output:
+        return g0 + kxt @ jax.scipy.linalg.solve(reg, resid, assume_a="pos")
+    coef = jax.scipy.linalg.solve(reg, resid.reshape(-1), assume_a="pos")
+    kx = kxt.transpose(0, 2, 1, 3).reshape(m * out, n * out)
+    return g0 + (kx @ coef).reshape(m, out)
 
 
 class FlowPrediction(NamedTuple):
@@ -518,67 +550,6 @@ def pseudo_ntk(
     k = empirical_ntk(_pntk_head(apply_fn, variant), params, x1, x2, implementation=implementation,
                       vmap_axes=vmap_axes, batch_size=batch_size)
     return k[..., 0, 0]
-
-
-def ntk_regression(
-    k_train_train: Any,
-    y_train: Any,
-    k_test_train: Any,
-    *,
-    f0_train: Any = None,
-    f0_test: Any = None,
-    ridge: float = 0.0,
-) -> jax.Array:
-    """Kernel regression on the residuals of an initial function, with an eNTK or a pNTK.
-
-    ``f(x) = f0(x) + K(x, X) K(X, X)^{-1} (Y - f0(X))``: the end point of gradient
-    flow on the square loss for the model linearised at ``w0`` (thesis eq. 2.61 at
-    ``t -> infinity``). Shaped as in the talk's "Kernel regression with pNTK" slide:
-
-    - full eNTK: ``k_train_train`` ``(N, N, k, k)``, ``k_test_train`` ``(M, N, k, k)``,
-      one ``N k x N k`` solve;
-    - pNTK (or any kernel proportional to ``I_k``): ``(N, N)`` and ``(M, N)``, one
-      ``N x N`` solve with the ``k`` residual columns as right-hand sides.
-
-    Args:
-        k_train_train, k_test_train: the kernels, both 2-D or both 4-D.
-        y_train: ``(N, k)`` targets (or ``(N,)`` for ``k = 1``).
-        f0_train: ``(N, k)`` initial outputs on the training inputs (default 0).
-        f0_test: ``(M, k)`` initial outputs on the test inputs (default 0).
-        ridge: non-negative diagonal regulariser (note that the eNTK and the pNTK are
-            on different scales; a ridge means different things for the two).
-
-    Returns:
-        ``(M, k)`` predictions.
-
-    Raises:
-        ValueError: inconsistent shapes or a negative ridge.
-    """
-    y = _check_targets(y_train)
-    n, out = y.shape
-    ktt, kxt = jnp.asarray(k_train_train), jnp.asarray(k_test_train)
-    if ktt.ndim != kxt.ndim or ktt.ndim not in (2, 4):
-        raise ValueError(f"k_train_train and k_test_train must both be 2-D (pNTK) or both 4-D (eNTK), "
-                         f"got shapes {ktt.shape} and {kxt.shape}")
-    if ridge < 0:
-        raise ValueError(f"ridge must be >= 0, got {ridge}")
-    m = kxt.shape[0]
-    if kxt.shape[1:] != ((n,) if kxt.ndim == 2 else (n, out, out)):
-        raise ValueError(f"k_test_train must have shape (M, {n}{'' if kxt.ndim == 2 else f', {out}, {out}'}), got {kxt.shape}")
-    f0 = jnp.zeros_like(y) if f0_train is None else _check_targets(f0_train)
-    g0 = jnp.zeros((m, out), y.dtype) if f0_test is None else _check_targets(f0_test)
-    if f0.shape != y.shape:
-        raise ValueError(f"f0_train must have shape {y.shape}, got {f0.shape}")
-    if g0.shape != (m, out):
-        raise ValueError(f"f0_test must have shape {(m, out)}, got {g0.shape}")
-    mat, per_output = _flatten_kernel(ktt, y, "k_train_train")
-    reg = mat + ridge * jnp.eye(mat.shape[0], dtype=mat.dtype)
-    resid = y - f0
-    if per_output:
-        return g0 + kxt @ jax.scipy.linalg.solve(reg, resid, assume_a="pos")
-    coef = jax.scipy.linalg.solve(reg, resid.reshape(-1), assume_a="pos")
-    kx = kxt.transpose(0, 2, 1, 3).reshape(m * out, n * out)
-    return g0 + (kx @ coef).reshape(m, out)
 
 
 class KernelCost(NamedTuple):

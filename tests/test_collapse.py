@@ -297,3 +297,81 @@ def test_split_mlp_reassembles_the_network(parameterization):
     h = net.features(params, x)
     assert h.shape == (6, 12) and W.shape == (5, 12) and b.shape == (5,)
     np.testing.assert_allclose(net.model.apply_fn(params, x), h @ W.T + b, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------- metrics: NC1-NC4 and block statistics
+def _collapsed(c=4, m=5, n=7, scale=2.0, seed=0):
+    """Features equal to their class means, which form a simplex ETF; W = M^T (self-dual); b = 0."""
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.standard_normal((n, c)))
+    means = scale * u @ (np.eye(c) - 1.0 / c)   # (n, C): centred, equal norms, equal angles
+    y = np.repeat(np.arange(c), m)
+    return means[:, y].T, y, 0.7 * means.T, np.zeros(c)
+
+
+def test_nc_metrics_vanish_on_a_collapsed_configuration():
+    h, y, w, b = _collapsed()
+    got = metrics.neural_collapse(h, y, w, b)
+    for value in got:
+        assert abs(value) < 1e-12, got
+    # the ETF Gram matrix is what nc2 compares with: unit diagonal, -1/(C-1) off it
+    etf = metrics.simplex_etf(4)
+    np.testing.assert_allclose(np.diag(etf), 1.0)
+    np.testing.assert_allclose(etf[0, 1], -1.0 / 3)
+
+
+def test_nc_metrics_are_positive_on_perturbed_configurations():
+    h, y, w, b = _collapsed()
+    rng = np.random.default_rng(1)
+    noisy = h + 0.3 * rng.standard_normal(h.shape)
+    assert metrics.nc1(noisy, y) > 1e-3
+    stretched = h.copy()
+    stretched[y == 0] *= 2.0                       # class 0 further out: unequal norms, no ETF
+    assert metrics.nc2(stretched, y) > 1e-2
+    assert metrics.nc3(h, y, w + 0.5 * rng.standard_normal(w.shape)) > 1e-2
+    # biases that favour class 0 by more than the margin flip every other class's decision
+    assert metrics.nc4(h, y, w, np.array([100.0, 0, 0, 0])) == pytest.approx(0.75)
+    # orthogonal W^T and M give NC3 = sqrt(2)
+    hh, yy, _, _ = _collapsed(c=3, m=2, n=8)
+    m_cols = np.stack([hh[yy == k].mean(0) for k in range(3)], 1)
+    q, _ = np.linalg.qr(np.hstack([m_cols, rng.standard_normal((8, 3))]))
+    assert metrics.nc3(hh, yy, q[:, 3:].T) == pytest.approx(np.sqrt(2), abs=1e-12)
+
+
+def test_nc1_closed_form_two_classes_on_a_line():
+    # means +-1, within-class values +-s: Sigma_W = s^2, Sigma_B = 1, NC1 = s^2 / C
+    s = 0.3
+    h = np.array([[-1 - s], [-1 + s], [1 - s], [1 + s]])
+    y = np.array([0, 0, 1, 1])
+    assert metrics.nc1(h, y) == pytest.approx(s**2 / 2, rel=1e-12)
+    assert metrics.within_class_std(h, y) == pytest.approx(s, rel=1e-12)
+
+
+def test_block_statistics_of_a_block_kernel_are_its_values():
+    values = (2.0, 0.7, 0.2)
+    k = collapse.block_kernel(values, 3, 4)
+    np.testing.assert_allclose(metrics.block_statistics(k, np.repeat(np.arange(3), 4)), values, rtol=1e-12)
+    # label order does not matter: permute samples and labels together
+    perm = np.random.default_rng(0).permutation(12)
+    np.testing.assert_allclose(metrics.block_statistics(k[np.ix_(perm, perm)], np.repeat(np.arange(3), 4)[perm]),
+                               values, rtol=1e-12)
+
+
+def test_nc_metrics_reject_bad_input():
+    h, y, w, b = _collapsed()
+    with pytest.raises(ValueError, match="labels"):
+        metrics.nc1(h, y.astype(float))
+    with pytest.raises(ValueError, match="labels"):
+        metrics.nc2(h, y + 1)
+    with pytest.raises(ValueError, match="weights"):
+        metrics.nc3(h, y, w.T)
+    with pytest.raises(ValueError, match="bias"):
+        metrics.nc4(h, y, w, np.zeros(3))
+    with pytest.raises(ValueError, match="features"):
+        metrics.nc1(h[0], y)
+    with pytest.raises(ValueError, match="balanced"):
+        metrics.invariant_norm(h[1:], y[1:], w, KAPPAS)
+    with pytest.raises(ValueError, match="Def. 3.1"):
+        metrics.invariant_alignment(h, y, w, (1.0, 0.2, 0.5))
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.block_statistics(np.eye(5), np.array([0, 0, 1, 1, 2]))

@@ -135,6 +135,11 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             lin_widths=(128, 512, 2048, 4096), lin_steps=500,
         ),
     },
+    "11_ntk_alignment": {
+        "ci": dict(per_class=10, width=64, depth=3, steps=1500, lr=0.3, records=30, frames=8, seeds=2, linear_steps=60),
+        "book": dict(per_class=20, width=128, depth=4, steps=3000, lr=0.3, records=40, frames=10, seeds=3, linear_steps=80),
+        "paper": dict(per_class=30, width=256, depth=6, steps=6000, lr=0.3, records=50, frames=16, seeds=5, linear_steps=100),
+    },
 }
 
 

@@ -375,3 +375,46 @@ def test_nc_metrics_reject_bad_input():
         metrics.invariant_alignment(h, y, w, (1.0, 0.2, 0.5))
     with pytest.raises(ValueError, match="at least 2"):
         metrics.block_statistics(np.eye(5), np.array([0, 0, 1, 1, 2]))
+
+
+# ------------------------------------------------ misaligned read-out, metrics along a solution
+def test_misalign_readout_adds_a_part_the_features_cannot_see(x64):
+    c, m, n = 3, 4, 9
+    s0 = collapse.balanced_state(jax.random.PRNGKey(0), KAPPAS, num_classes=c, per_class=m, feature_dim=n)
+    s1 = collapse.misalign_readout(s0, jax.random.PRNGKey(1), 2.0)
+    v = (s1.W - s0.W) / 2.0
+    np.testing.assert_allclose(jnp.linalg.norm(v), np.sqrt(c), rtol=1e-12)
+    np.testing.assert_allclose(v @ collapse.merge_features(s0.H1, s0.H2), 0.0, atol=1e-12)
+    np.testing.assert_allclose(s0.W @ v.T, 0.0, atol=1e-12)
+    for a, b in ((s1.H1, s0.H1), (s1.H2, s0.H2), (s1.b, s0.b)):
+        np.testing.assert_array_equal(a, b)
+    E0 = collapse.invariant(s0.W, s0.H1, s0.H2, KAPPAS)
+    E1 = collapse.invariant(s1.W, s1.H1, s1.H2, KAPPAS)
+    np.testing.assert_allclose(jnp.abs(E0).max(), 0.0, atol=1e-12)
+    # on the directions outside the features and W, E1 is exactly strength^2 V^T V / m
+    seen = np.hstack([s0.H1, s0.H2, s0.W.T])
+    u, sv, _ = np.linalg.svd(seen)
+    perp = u[:, int(np.sum(sv > 1e-10 * sv.max())):]
+    proj = perp @ perp.T
+    np.testing.assert_allclose(proj @ E1 @ proj, 4.0 * v.T @ v / m, atol=1e-12)
+    assert float(jnp.linalg.norm(v.T @ v)) > 0.1
+    assert metrics.invariant_alignment(np.asarray(collapse.merge_features(s1.H1, s1.H2)).T,
+                                       np.repeat(np.arange(c), m), s1.W, KAPPAS) < 0.99
+    with pytest.raises(ValueError, match="strength"):
+        collapse.misalign_readout(s0, jax.random.PRNGKey(1), -1.0)
+    with pytest.raises(ValueError, match="no direction"):
+        tight = collapse.balanced_state(jax.random.PRNGKey(0), KAPPAS, num_classes=c, per_class=m, feature_dim=c + 1)
+        collapse.misalign_readout(collapse.misalign_readout(tight, jax.random.PRNGKey(2), 1.0), jax.random.PRNGKey(3), 1.0)
+
+
+def test_collapse_along_matches_the_metrics_at_each_time(x64):
+    c, m, n = 3, 4, 6
+    s0 = collapse.balanced_state(jax.random.PRNGKey(0), KAPPAS, num_classes=c, per_class=m, feature_dim=n)
+    traj = collapse.integrate(s0, KAPPAS, [0.0, 1.0, 5.0], rtol=1e-8, atol=1e-10)
+    got = collapse.collapse_along(traj)
+    y = np.repeat(np.arange(c), m)
+    for i in range(3):
+        h = np.asarray(collapse.merge_features(traj.states.H1[i], traj.states.H2[i])).T
+        want = metrics.neural_collapse(h, y, traj.states.W[i], traj.states.b[i])
+        np.testing.assert_allclose([got[k][i] for k in ("nc1", "nc2", "nc3", "nc4")], want, rtol=1e-12)
+    assert got["nc1"][-1] < got["nc1"][0]

@@ -611,3 +611,63 @@ def balanced_state(
     W = np.sqrt(m) * o @ root @ u.T
     b = np.full(c, 1.0 / c if bias is None else float(bias))
     return ReducedState(*(jnp.asarray(a, dtype) for a in (H1, H2, W, b)))
+
+
+# ------------------------------------------------------------ along a solution
+def misalign_readout(state: ReducedState, key: jax.Array, strength: float) -> ReducedState:
+    """Add to ``W`` a random part that the features cannot see: ``W + strength * V``.
+
+    The rows of ``V`` are Gaussian, restricted to the orthogonal complement of the
+    span of the features and of the rows of ``W`` (so ``V H = 0`` and ``W V^T = 0``),
+    and scaled so that ``||V||_F = sqrt(C)``. The features and biases are unchanged;
+    the invariant (26) gains ``strength^2 V^T V / m``, a term no feature matrix can
+    match, so ``W^T W`` is no longer proportional to the feature terms (eq. 28).
+
+    Raises:
+        ValueError: negative ``strength``, or no dimensions left outside the features
+            and ``W`` (``feature_dim`` too small).
+    """
+    state = _check_state(state)
+    if not isinstance(state, ReducedState):
+        raise TypeError("misalign_readout needs a ReducedState (H1, H2, W, b)")
+    if not (np.isfinite(strength) and strength >= 0):
+        raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
+    H1, H2, W, b = (np.asarray(a, dtype=float) for a in state)
+    seen = np.hstack([H1, H2, W.T])  # (n, ...)
+    u, sv, _ = np.linalg.svd(seen, full_matrices=True)
+    rank = int(np.sum(sv > 1e-10 * max(sv.max(), 1e-300)))
+    perp = u[:, rank:]
+    if perp.shape[1] == 0:
+        raise ValueError(f"feature_dim n={seen.shape[0]} leaves no direction outside the features and W")
+    c = W.shape[0]
+    g = np.asarray(jax.random.normal(key, (c, perp.shape[1])), dtype=float) @ perp.T
+    v = g * np.sqrt(c) / np.linalg.norm(g)
+    dtype = jnp.asarray(state.W).dtype
+    return state._replace(W=jnp.asarray(W + float(strength) * v, dtype))
+
+
+def collapse_along(traj: Trajectory) -> dict[str, np.ndarray]:
+    """NC1-NC4 (:mod:`ntkbook.metrics`) at every saved time of a solution of eq. (25) or (19).
+
+    Returns a dict of arrays over ``traj.ts``: ``nc1, nc2, nc3, nc4`` and
+    ``within_std`` (the within-class standard deviation of the features).
+    """
+    states = traj.states
+    if isinstance(states, ReducedState):
+        H = jax.vmap(merge_features)(states.H1, states.H2)
+    elif isinstance(states, FullState):
+        H = states.H
+    else:
+        raise TypeError(f"traj.states must be FullState or ReducedState, got {type(states).__name__}")
+    from . import metrics  # local import: metrics does not depend on this module
+
+    H, W, b = np.asarray(H, float), np.asarray(states.W, float), np.asarray(states.b, float)
+    c = W.shape[1]
+    labels = np.repeat(np.arange(c), H.shape[-1] // c)
+    out = {k: [] for k in ("nc1", "nc2", "nc3", "nc4", "within_std")}
+    for h, w, bb in zip(H, W, b):
+        vals = metrics.neural_collapse(h.T, labels, w, bb)
+        for k, v in zip(("nc1", "nc2", "nc3", "nc4"), vals):
+            out[k].append(v)
+        out["within_std"].append(metrics.within_class_std(h.T, labels))
+    return {k: np.asarray(v) for k, v in out.items()}

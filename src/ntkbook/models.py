@@ -244,3 +244,64 @@ def mlp_features(
     out = {f"hidden{i + 1}": prefix(2 * (i + 1)) for i in range(len(layers) // 2)}
     out["logits"] = prefix(len(layers))
     return out
+
+
+# --- last-layer features and read-out (chapters 11-12) ---
+class SplitMLP(NamedTuple):
+    """An :func:`mlp` seen as features and a linear read-out, ``f(x) = W h(x) + b``.
+
+    ``model`` is the full network (the same as :func:`mlp` with the same arguments);
+    ``features(params, x)`` is ``h(x)`` of shape ``(N, n)`` (all layers but the last,
+    ending with the activation), evaluated on the *full* parameter list;
+    ``readout(params)`` returns the read-out as ``(W, b)`` with ``W`` of shape ``(k, n)``
+    and ``b`` of shape ``(k,)`` (zeros without biases), as the layer applies them.
+    """
+
+    model: Model
+    features: ApplyFn
+    readout: Callable[[Any], tuple[jax.Array, jax.Array]]
+
+
+def split_mlp(
+    hidden: Sequence[int],
+    out_dim: int,
+    *,
+    activation: str = "relu",
+    parameterization: Parameterization = "ntk",
+    W_std: float | None = None,
+    b_std: float | None = 0.1,
+    out_W_std: float | None = None,
+) -> SplitMLP:
+    """:func:`mlp` together with its feature map and read-out (arguments as in :func:`mlp`).
+
+    The feature kernel of thesis 3.3, eq. (3) is the eNTK of ``features`` (the
+    read-out parameters do not enter ``h``, so they contribute nothing).
+
+    >>> net = split_mlp([128, 128], 10, parameterization="standard")
+    >>> params = init_params(net.model, jax.random.PRNGKey(0), (-1, 64))
+    >>> net.features(params, x).shape, net.readout(params)[0].shape
+    ((N, 128), (10, 128))
+    """
+    model = mlp(hidden, out_dim, activation=activation, parameterization=parameterization, W_std=W_std,
+                b_std=b_std, out_W_std=out_W_std)
+    hidden = _check_widths(hidden, "hidden")
+    W_std = default_weight_std(activation) if W_std is None else float(W_std)
+    out_W_std = W_std if out_W_std is None else float(out_W_std)
+    layers = []
+    for width in hidden:
+        layers += [stax.Dense(width, W_std=W_std, b_std=b_std, parameterization=parameterization),
+                   _activation(activation)]
+    _, feature_apply, _ = stax.serial(*layers)
+
+    def features(params, x, **kwargs):
+        return feature_apply(params[:-1], x, **kwargs)
+
+    def readout(params):
+        w, b = params[-1]
+        if parameterization == "ntk":
+            w = w * (out_W_std / np.sqrt(w.shape[0]))
+            b = None if b is None else b * b_std
+        bias = jnp.zeros(w.shape[1], w.dtype) if b is None else jnp.reshape(b, (-1,))
+        return w.T, bias
+
+    return SplitMLP(model, features, readout)

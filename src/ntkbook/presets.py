@@ -277,6 +277,22 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             initial=10, rounds=10, per_round=20, repeats=10,
         ),
     },
+    "11_ntk_alignment": {
+        "ci": dict(per_class=10, width=64, depth=3, steps=1500, lr=0.3, records=30, frames=8, seeds=2, linear_steps=60),
+        "book": dict(per_class=20, width=128, depth=4, steps=3000, lr=0.3, records=40, frames=10, seeds=3, linear_steps=80),
+        "paper": dict(per_class=30, width=256, depth=6, steps=6000, lr=0.3, records=50, frames=16, seeds=5, linear_steps=100),
+    },
+    "12_collapse_ode": {
+        "ci": dict(classes=4, per_class=5, feature_dim=8, t_end=300.0, n_times=40, tols=(1e-5, 1e-7, 1e-9),
+                   misalign=(0.0, 1.0, 2.0, 4.0), net_per_class=10, width=64, depth=2, steps=2000, lr=0.3,
+                   records=12, seeds=2),
+        "book": dict(classes=5, per_class=6, feature_dim=10, t_end=300.0, n_times=60, tols=(1e-5, 1e-7, 1e-9),
+                     misalign=(0.0, 1.0, 2.0, 4.0), net_per_class=20, width=128, depth=2, steps=4000, lr=0.3,
+                     records=16, seeds=3),
+        "paper": dict(classes=10, per_class=10, feature_dim=20, t_end=300.0, n_times=80, tols=(1e-5, 1e-7, 1e-9),
+                      misalign=(0.0, 1.0, 2.0, 4.0), net_per_class=30, width=256, depth=3, steps=8000, lr=0.3,
+                      records=20, seeds=5),
+    },
 }
 
 

@@ -282,16 +282,11 @@ def split_mlp(
     >>> net.features(params, x).shape, net.readout(params)[0].shape
     ((N, 128), (10, 128))
     """
-    model = mlp(hidden, out_dim, activation=activation, parameterization=parameterization, W_std=W_std,
-                b_std=b_std, out_W_std=out_W_std)
-    hidden = _check_widths(hidden, "hidden")
+    layers = _mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std)
+    model = Model(*stax.serial(*layers))
+    _, feature_apply, _ = stax.serial(*layers[:-1])
     W_std = default_weight_std(activation) if W_std is None else float(W_std)
     out_W_std = W_std if out_W_std is None else float(out_W_std)
-    layers = []
-    for width in hidden:
-        layers += [stax.Dense(width, W_std=W_std, b_std=b_std, parameterization=parameterization),
-                   _activation(activation)]
-    _, feature_apply, _ = stax.serial(*layers)
 
     def features(params, x, **kwargs):
         return feature_apply(params[:-1], x, **kwargs)

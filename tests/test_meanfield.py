@@ -261,3 +261,27 @@ def test_bad_inputs_raise_clear_errors(call, match):
 def test_non_numeric_variance_is_a_type_error():
     with pytest.raises(TypeError, match="W_var"):
         mf.chi1("2", 0.0, "relu")
+
+
+# ---------------------------------------------------------------- sphere kernels
+def test_sphere_kernels_relu_match_the_arccos_recursion(x64):
+    from ntkbook import kernels
+    x = jax.random.normal(jax.random.PRNGKey(0), (6, 5), dtype=jnp.float64)
+    x = x / jnp.linalg.norm(x, axis=1, keepdims=True) * np.sqrt(5)  # on the sphere |x|^2 = n0
+    cos = np.asarray(x @ x.T) / 5
+    w_var, b_var, depth = 1.8, 0.2, 4
+    sk = mf.sphere_kernels(cos, depth, w_var, b_var, "relu")
+    ref = kernels.arccos_kernels(x, hidden_layers=depth - 1, W_std=np.sqrt(w_var), b_std=np.sqrt(b_var))
+    np.testing.assert_allclose(sk.nngp, ref.nngp, rtol=1e-10)
+    np.testing.assert_allclose(w_var * sk.weight + b_var * sk.bias, ref.ntk, rtol=1e-10)
+
+
+def test_sphere_kernels_tanh_interpolation_matches_direct_evaluation():
+    cos = np.array([-0.83, -0.1, 0.37, 0.91, 0.999, 1.0])
+    sk = mf.sphere_kernels(cos, 6, 2.2, 0.4, "tanh")
+    for i, c in enumerate(cos):
+        fwd = mf.forward(6, 2.2, 0.4, "tanh", c0=c)
+        parts = mf.ntk_parts(6, 2.2, 0.4, "tanh", c0=c)
+        # Chebyshev interpolation of an analytic function with 64 nodes: error ~1e-10 here.
+        np.testing.assert_allclose([sk.nngp[i], sk.weight[i], sk.bias[i]],
+                                   [fwd.q12[-1], parts.weight_offdiag[-1], parts.bias_offdiag[-1]], rtol=1e-8)

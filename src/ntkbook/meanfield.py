@@ -346,7 +346,9 @@ def sphere_kernels(cosines: Any, depth: int, W_var: float, b_var: float, activat
     c = np.asarray(cosines, dtype=float)
     if np.any(np.abs(c) > 1 + 1e-6):
         raise ValueError("cosines must lie in [-1, 1]")
-    c = np.clip(c, -1.0, 1.0)
+    # Cosines within 1e-12 of 1 are a point paired with itself up to rounding; arccos
+    # would turn that rounding into an error of 1e-8 (ReLU), so snap them to 1.
+    c = np.where(c > 1.0 - 1e-12, 1.0, np.clip(c, -1.0, 1.0))
 
     def direct(cs):
         fwd = forward(depth, W_var, b_var, activation, c0=cs)

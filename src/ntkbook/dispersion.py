@@ -98,6 +98,11 @@ def init_mlp(key: jax.Array, widths: Sequence[int], *, W_var: float, b_var: floa
     """
     widths = _check_widths(widths)
     W_var, b_var = _check_variances(W_var, b_var)
+    return _init(key, widths, W_var, b_var)
+
+
+def _init(key: jax.Array, widths: tuple[int, ...], W_var: Any, b_var: Any) -> Params:
+    # Unchecked: the variances may be traced values (one compilation serves every sigma_w^2).
     params = []
     for i, (count, n_out, n_in) in enumerate(_layer_blocks(widths)):
         kw, kb = jax.random.split(jax.random.fold_in(key, i))
@@ -187,9 +192,9 @@ def unit_inputs(n0: int, cosines: Sequence[float] = ()) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=64)
-def _sampler(widths: tuple[int, ...], W_var: float, b_var: float, activation: str, first_step: bool):
-    def one(key, inputs, target):
-        params = init_mlp(key, widths, W_var=W_var, b_var=b_var)
+def _sampler(widths: tuple[int, ...], activation: str, first_step: bool):
+    def one(key, inputs, target, w_var, b_var):
+        params = _init(key, widths, w_var, b_var)
         theta = empirical_ntk_on(params, inputs, activation)
         outputs = jax.vmap(mlp_apply, in_axes=(None, 0, None))(params, inputs, activation)
         if not first_step:
@@ -204,7 +209,7 @@ def _sampler(widths: tuple[int, ...], W_var: float, b_var: float, activation: st
         ghg = sum(jnp.vdot(a, b) for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(hg)))
         return theta, outputs, -2.0 * (outputs[0] - target) * ghg
 
-    return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None, None, None)))
 
 
 def ntk_samples(
@@ -256,12 +261,13 @@ def ntk_samples(
         batch_size = int(max(1, min(n_samples, (1 << 23) // (n_params * (inputs.shape[0] + 3)))))
     elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    fn = _sampler(widths, W_var, b_var, activation, bool(first_step))
+    fn = _sampler(widths, activation, bool(first_step))
     keys = jax.random.split(key, n_samples)
     n_pad = -n_samples % batch_size
     if n_pad:
         keys = jnp.concatenate([keys, keys[:n_pad]])
-    parts = [fn(keys[i: i + batch_size], inputs, jnp.float32(target)) for i in range(0, keys.shape[0], batch_size)]
+    args = (inputs, jnp.float32(target), jnp.float32(W_var), jnp.float32(b_var))
+    parts = [fn(keys[i: i + batch_size], *args) for i in range(0, keys.shape[0], batch_size)]
     theta, out, step = (np.concatenate([np.asarray(p[j]) for p in parts])[:n_samples] for j in range(3))
     return NTKSamples(theta=theta.astype(np.float64), output=out.astype(np.float64),
                       first_step=step.astype(np.float64) if first_step else None)

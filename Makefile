@@ -1,10 +1,18 @@
 # Two commands matter (see README.md):
 #   make book   build the book at the default "book" preset into _build/html
-#   make test   unit tests + every chapter at the "ci" preset + a strict book build
+#               (`make book PRESET=paper` builds it at another preset)
+#   make test   unit tests + every chapter at the "ci" preset + a strict book
+#               build + that book checked in a browser + the Colab setup cell
 #
-# Both create .venv and install the pinned stack on first use. Chapters are
-# executed ONCE, by nbmake, into a staged copy of the book (_stage/); the
+# Both create .venv and install the pinned stack on first use; `make test` also
+# installs Debian's chromium and the npm copies of the CDN scripts. Chapters
+# are executed ONCE, by nbmake, into a staged copy of the book (_stage/); the
 # HTML is then built from those executed notebooks with execution switched off.
+#
+# The steps, each usable alone: unit, notebooks, html, browser (check
+# _build/html in headless Chromium), colab (run the Colab setup cell in a fresh
+# virtual environment), screenshots (refresh the README's pictures from the last
+# browser run).
 
 PYTHON    ?= python3
 VENV      ?= .venv
@@ -16,24 +24,34 @@ STAGE     := _stage
 JOBS      ?= 2
 PRESET    ?= book
 CELL_TIMEOUT ?= 1200
+# The browser check: Debian's Chromium, driven by Playwright (requirements-dev.txt),
+# and local copies of the scripts the pages load from a CDN (integration/package.json).
+CHROMIUM  ?= /usr/bin/chromium
+NODE_STAMP := integration/node_modules/.ntkbook-installed
+# apt-get needs root; other users go through sudo.
+SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_GET   := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
 # Figures vanish from executed notebooks under a non-interactive backend.
 unexport MPLBACKEND
 # The static book shows one summary line per training loop, not a frozen widget bar.
 export NTKBOOK_PROGRESS ?= summary
 
-.PHONY: book test venv unit notebooks html clean distclean
+.PHONY: book test venv unit notebooks html browser browser-deps colab screenshots clean distclean
+# The steps depend on each other's outputs; each is parallel inside.
+.NOTPARALLEL:
 
 book: PRESET = book
 book: notebooks html
 	@echo
-	@echo "The book is at $(CURDIR)/_build/html/index.html"
+	@echo "The book ($(PRESET) preset) is at $(CURDIR)/_build/html/index.html"
 
 test: PRESET = ci
 test: HTML_FLAGS = -W -n --keep-going
-test: unit notebooks html
+test: unit notebooks html browser colab
 	@echo
-	@echo "All tests passed: unit tests, every chapter at the ci preset, strict book build."
+	@echo "All tests passed: unit tests, every chapter at the ci preset, strict book build,"
+	@echo "every page checked in Chromium, the Colab setup cell installs the pinned stack."
 
 venv: $(STAMP)
 
@@ -46,6 +64,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt pyprojec
 	$(BIN)/python -c "import jax, ntkbook.kernels; assert jax.__version__ == '0.4.38', jax.__version__"
 	touch $@
 
+# The fast tests: no built book, no browser, no network.
 unit: venv
 	$(BIN)/python -m pytest tests -q
 
@@ -53,17 +72,51 @@ unit: venv
 notebooks: venv
 	rm -rf $(STAGE) _build/html _build/.doctrees _build/jupyter_execute
 	mkdir -p $(STAGE)
-	cp -r _config.yml _toc.yml references.bib book $(STAGE)/
-	sed -i 's/^\(\s*execute_notebooks:\).*/\1 "off"/' $(STAGE)/_config.yml
-	grep -q 'execute_notebooks: "off"' $(STAGE)/_config.yml
+	cp -r book $(STAGE)/
 	NTKBOOK_PRESET=$(PRESET) $(BIN)/python -m pytest -q -p no:cacheprovider -n $(JOBS) \
 		--nbmake --overwrite --nbmake-timeout=$(CELL_TIMEOUT) $(STAGE)/book
 
+# Build the HTML from the staged, executed notebooks. The configuration, the
+# pages that are not notebooks and the Sphinx extension in tools/ are copied
+# afresh, so a change to them needs only `make html`, not a new execution.
 html: venv
+	test -d $(STAGE)/book || { echo "Nothing staged: run 'make notebooks' first."; exit 1; }
+	cp _config.yml _toc.yml references.bib $(STAGE)/
+	rm -rf $(STAGE)/tools && mkdir -p $(STAGE)/tools && cp tools/*.py $(STAGE)/tools/
+	find book -type f ! -name '*.ipynb' -exec cp --parents {} $(STAGE)/ \;
+	sed -i 's/^\(\s*execute_notebooks:\).*/\1 "off"/' $(STAGE)/_config.yml
+	grep -q 'execute_notebooks: "off"' $(STAGE)/_config.yml
+	rm -rf _build/html _build/.doctrees
 	$(BIN)/jupyter-book build $(STAGE) --path-output . $(HTML_FLAGS)
+
+# Open every page of _build/html in headless Chromium (see integration/browser.py).
+# Screenshots: _build/browser-screenshots/ (every page), _build/browser-failures/.
+browser: venv browser-deps
+	$(BIN)/python -m pytest integration/test_browser.py -q -p no:cacheprovider \
+		--html-dir _build/html --chromium $(CHROMIUM)
+
+browser-deps: $(CHROMIUM) $(NODE_STAMP)
+
+$(CHROMIUM):
+	$(APT_GET) update -qq
+	$(APT_GET) install -y -qq chromium
+	test -x $@ || { echo "Chromium is not at $@; set CHROMIUM=/path/to/chromium"; exit 1; }
+
+$(NODE_STAMP): integration/package.json integration/package-lock.json
+	command -v npm >/dev/null || { $(APT_GET) update -qq && $(APT_GET) install -y -qq npm; }
+	cd integration && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+# The Colab setup cell, run in a fresh virtual environment against this checkout.
+colab: venv
+	$(BIN)/python -m pytest integration/test_colab_setup.py -q -p no:cacheprovider
+
+# Copy two pictures from the last browser run into docs/screenshots (README).
+screenshots: venv
+	$(BIN)/python integration/screenshots.py _build/browser-screenshots docs/screenshots
 
 clean:
 	rm -rf _build $(STAGE)
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) integration/node_modules

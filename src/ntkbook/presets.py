@@ -135,6 +135,40 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             lin_widths=(128, 512, 2048, 4096), lin_steps=500,
         ),
     },
+    "03_infinite_width": {
+        "ci": dict(
+            arccos_depths=(1, 2, 3, 4, 5), arccos_n=16,
+            conv_widths=(64, 128, 256, 512, 1024), conv_seeds=6, conv_n=12,
+            ens_width=256, ens_nets=32, ens_steps=2000, ens_frames=10,
+            digits_train=20, digits_test=30, digits_width=512, digits_steps=300,
+        ),
+        "book": dict(
+            arccos_depths=(1, 2, 3, 4, 5, 6, 7, 8), arccos_n=32,
+            conv_widths=(64, 128, 256, 512, 1024, 2048), conv_seeds=8, conv_n=16,
+            ens_width=512, ens_nets=32, ens_steps=2000, ens_frames=20,
+            digits_train=30, digits_test=50, digits_width=512, digits_steps=300,
+        ),
+        "paper": dict(
+            arccos_depths=(1, 2, 3, 4, 5, 6, 7, 8, 10, 12), arccos_n=64,
+            conv_widths=(64, 128, 256, 512, 1024, 2048, 4096), conv_seeds=20, conv_n=32,
+            ens_width=1024, ens_nets=64, ens_steps=3000, ens_frames=30,
+            digits_train=100, digits_test=100, digits_width=1024, digits_steps=1000,
+        ),
+    },
+    "04_signal_propagation": {
+        "ci": dict(
+            mc_width=400, mc_depth=20, mc_seeds=16, grid_n=30, anim_frames=10, traj_depth=30,
+            check_depth=5, kappa_depth=100, cond_S=10, ov_S=6, ov_check_depths=(2, 4, 8),
+        ),
+        "book": dict(
+            mc_width=1000, mc_depth=30, mc_seeds=24, grid_n=60, anim_frames=25, traj_depth=40,
+            check_depth=8, kappa_depth=100, cond_S=10, ov_S=6, ov_check_depths=(2, 4, 8, 16),
+        ),
+        "paper": dict(
+            mc_width=2000, mc_depth=50, mc_seeds=64, grid_n=100, anim_frames=40, traj_depth=60,
+            check_depth=12, kappa_depth=200, cond_S=10, ov_S=10, ov_check_depths=(2, 4, 8, 16, 32),
+        ),
+    },
 }
 
 

@@ -171,21 +171,21 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "05_finite_ntk": {
         "ci": dict(
-            width=20, depths=(1, 2, 4, 6, 8, 10), n_samples=400, n_boot=300, w_ordered=1.0, w_chaotic=3.0,
-            anim_frames=10, theory_depth=20, lams=(0.1, 0.25, 0.5, 1.0), alphas=(0.1, 0.5, 2.0), alpha_depth=8,
+            width=20, depths=(2, 3, 4, 5, 6), n_samples=1000, n_boot=300, w_ordered=1.0, w_chaotic=3.0,
+            anim_frames=10, theory_depth=20, lams=(0.1, 0.25, 0.5, 1.0), alphas=(0.1, 0.5, 2.0), alpha_depth=5,
             off_w=(1.0, 1.5), off_cosines=(0.0, 0.5), off_depths=(2, 4, 8, 12), step_depths=(2, 4, 8),
             step_samples=1000,
         ),
         "book": dict(
-            width=40, depths=(1, 2, 4, 8, 12, 16, 20), n_samples=1000, n_boot=500, w_ordered=1.0, w_chaotic=3.0,
+            width=40, depths=(2, 4, 6, 8, 10, 12), n_samples=2000, n_boot=500, w_ordered=1.0, w_chaotic=3.0,
             anim_frames=25, theory_depth=40, lams=(0.1, 0.25, 0.5, 1.0), alphas=(0.1, 0.25, 0.5, 1.0, 2.0),
-            alpha_depth=16, off_w=(1.0, 1.5), off_cosines=(0.0, 0.5), off_depths=(2, 4, 8, 12, 16, 24),
+            alpha_depth=10, off_w=(1.0, 1.5), off_cosines=(0.0, 0.5), off_depths=(2, 4, 8, 12, 16, 24),
             step_depths=(2, 4, 8, 12), step_samples=2000,
         ),
         "paper": dict(
-            width=100, depths=(1, 2, 5, 10, 20, 30, 40, 50), n_samples=2000, n_boot=1000, w_ordered=1.0,
+            width=100, depths=(2, 5, 10, 15, 20, 25, 30), n_samples=4000, n_boot=1000, w_ordered=1.0,
             w_chaotic=3.0, anim_frames=40, theory_depth=100, lams=(0.1, 0.25, 0.5, 1.0),
-            alphas=(0.1, 0.25, 0.5, 1.0, 2.0), alpha_depth=40, off_w=(1.0, 1.5), off_cosines=(0.0, 0.5),
+            alphas=(0.1, 0.25, 0.5, 1.0, 2.0), alpha_depth=25, off_w=(1.0, 1.5), off_cosines=(0.0, 0.5),
             off_depths=(2, 4, 8, 16, 32, 48), step_depths=(2, 5, 10, 20), step_samples=4000,
         ),
     },

@@ -605,3 +605,104 @@ def kernel_cost(
         compiled(x, None, params).block_until_ready()
         best = min(best, time.perf_counter() - start)
     return KernelCost(best, flops, temp, int(out.nbytes))
+# --- arc-cosine recursion (chapters 03-05) ---
+class ArcCosineKernels(NamedTuple):
+    """Infinite-width NNGP and NTK of a ReLU MLP, each ``(N1, N2)``."""
+
+    nngp: jax.Array
+    ntk: jax.Array
+
+
+def _relu_expectations(q1: jax.Array, q2: jax.Array, q12: jax.Array, same: jax.Array | bool = False
+                       ) -> tuple[jax.Array, jax.Array]:
+    """``E[relu(u) relu(v)]`` and ``E[relu'(u) relu'(v)]`` for ``(u, v) ~ N(0, [[q1, q12], [q12, q2]])``.
+
+    The arc-cosine kernels of degree 1 and 0 (Cho & Saul 2009; thesis §3.1 App. E.1):
+    with ``theta = arccos(q12 / sqrt(q1 q2))``,
+    ``E[relu relu] = sqrt(q1 q2) (sin theta + (pi - theta) cos theta) / (2 pi)`` and
+    ``E[relu' relu'] = (pi - theta) / (2 pi)``. Where ``same`` is true (a point paired
+    with itself) the cosine is set to exactly 1: ``arccos`` near 1 would turn a
+    rounding error of 1e-16 in the cosine into 1e-8 in the angle.
+    """
+    norm = jnp.sqrt(q1 * q2)
+    cos = jnp.clip(q12 / jnp.where(norm > 0, norm, 1.0), -1.0, 1.0)
+    cos = jnp.where(same, 1.0, cos)
+    theta = jnp.arccos(cos)
+    e_phi = norm * (jnp.sin(theta) + (jnp.pi - theta) * cos) / (2 * jnp.pi)
+    e_dphi = (jnp.pi - theta) / (2 * jnp.pi)
+    return e_phi, e_dphi
+
+
+def arccos_kernels(
+    x1: Any,
+    x2: Any = None,
+    *,
+    hidden_layers: int,
+    W_std: float = float(np.sqrt(2.0)),
+    b_std: float | None = 0.0,
+    out_W_std: float | None = None,
+) -> ArcCosineKernels:
+    """Infinite-width NNGP and NTK of a ReLU MLP from the arc-cosine recursion (thesis eqs. 2.55-2.56).
+
+    The network is :func:`ntkbook.models.mlp` with ``hidden_layers`` ReLU layers in
+    the NTK parameterisation (thesis eq. 2.51). With ``Sigma^1(x, x') = sigma_w^2
+    <x, x'> / n_0 + sigma_b^2`` and ``Theta^1 = Sigma^1``, each layer applies
+
+    - ``Sigma^{l+1} = sigma_w^2 E[relu(u) relu(v)] + sigma_b^2``  (the NNGP, thesis eq. 2.30),
+    - ``Theta^{l+1} = Sigma^{l+1} + sigma_w^2 E[relu'(u) relu'(v)] Theta^l``  (eq. 2.56),
+
+    with ``(u, v) ~ N(0, Sigma^l)`` on the pair ``(x, x')``; the expectations are
+    the arc-cosine kernels in closed form. Unrolled, the NTK recursion is the sum
+    over layers of eq. 2.55. Written independently of neural-tangents, whose
+    ``stax`` kernels the tests compare it with.
+
+    Args:
+        x1: inputs ``(N1, n_0)``.
+        x2: inputs ``(N2, n_0)``; ``None`` means ``x1``.
+        hidden_layers: number of hidden ReLU layers (>= 1); the network has
+            ``hidden_layers + 1`` weight layers.
+        W_std: ``sigma_w`` of the hidden layers (default ``sqrt 2``, the edge of chaos).
+        b_std: ``sigma_b`` (``None`` or 0: no bias contribution).
+        out_W_std: ``sigma_w`` of the read-out layer (default ``W_std``).
+
+    Returns:
+        :class:`ArcCosineKernels` with ``nngp`` and ``ntk`` of shape ``(N1, N2)``.
+
+    Raises:
+        ValueError: ``hidden_layers < 1``, non-positive ``W_std``, negative ``b_std``,
+            or inputs that are not 2-D with matching feature sizes.
+
+    >>> k = arccos_kernels(x, hidden_layers=2)
+    >>> k.ntk.shape == (len(x), len(x))
+    True
+    """
+    if isinstance(hidden_layers, bool) or not isinstance(hidden_layers, (int, np.integer)) or hidden_layers < 1:
+        raise ValueError(f"hidden_layers must be an integer >= 1, got {hidden_layers!r}")
+    out_W_std = W_std if out_W_std is None else out_W_std
+    if not (W_std > 0 and out_W_std > 0):
+        raise ValueError(f"W_std and out_W_std must be positive, got {W_std}, {out_W_std}")
+    b_var = 0.0 if b_std is None else float(b_std) ** 2
+    if b_std is not None and b_std < 0:
+        raise ValueError(f"b_std must be >= 0 or None, got {b_std}")
+    x1 = jnp.asarray(x1)
+    same = jnp.eye(x1.shape[0], dtype=bool) if x2 is None and x1.ndim == 2 else False
+    x2 = x1 if x2 is None else jnp.asarray(x2)
+    if x1.ndim != 2 or x2.ndim != 2 or x1.shape[1] != x2.shape[1]:
+        raise ValueError(f"x1 and x2 must have shapes (N1, n0) and (N2, n0), got {x1.shape} and {x2.shape}")
+    n0 = x1.shape[1]
+    w_var = float(W_std) ** 2
+    # Layer 1 (a dense layer acting on the inputs): Sigma^1 = Theta^1.
+    s12 = w_var * (x1 @ x2.T) / n0 + b_var
+    s11 = w_var * jnp.sum(x1 * x1, axis=1) / n0 + b_var
+    s22 = w_var * jnp.sum(x2 * x2, axis=1) / n0 + b_var
+    t12, t11, t22 = s12, s11, s22
+    for layer in range(hidden_layers):
+        var = float(out_W_std) ** 2 if layer == hidden_layers - 1 else w_var
+        e12, d12 = _relu_expectations(s11[:, None], s22[None, :], s12, same)
+        # On the diagonal theta = 0: E[relu(u)^2] = q / 2 and E[relu'(u)^2] = 1 / 2.
+        s12_new, s11_new, s22_new = var * e12 + b_var, var * s11 / 2 + b_var, var * s22 / 2 + b_var
+        t12 = s12_new + var * d12 * t12
+        t11 = s11_new + var * 0.5 * t11
+        t22 = s22_new + var * 0.5 * t22
+        s12, s11, s22 = s12_new, s11_new, s22_new
+    return ArcCosineKernels(nngp=s12, ntk=t12)

@@ -293,6 +293,60 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
                       misalign=(0.0, 1.0, 2.0, 4.0), net_per_class=30, width=256, depth=3, steps=8000, lr=0.3,
                       records=20, seeds=5),
     },
+    "03_infinite_width": {
+        "ci": dict(
+            arccos_depths=(1, 2, 3, 4, 5), arccos_n=16,
+            conv_widths=(64, 128, 256, 512, 1024), conv_seeds=6, conv_n=12,
+            ens_width=256, ens_nets=32, ens_steps=2000, ens_frames=10,
+            digits_train=20, digits_test=30, digits_width=512, digits_steps=300,
+        ),
+        "book": dict(
+            arccos_depths=(1, 2, 3, 4, 5, 6, 7, 8), arccos_n=32,
+            conv_widths=(64, 128, 256, 512, 1024, 2048), conv_seeds=8, conv_n=16,
+            ens_width=512, ens_nets=32, ens_steps=2000, ens_frames=20,
+            digits_train=30, digits_test=50, digits_width=512, digits_steps=300,
+        ),
+        "paper": dict(
+            arccos_depths=(1, 2, 3, 4, 5, 6, 7, 8, 10, 12), arccos_n=64,
+            conv_widths=(64, 128, 256, 512, 1024, 2048, 4096), conv_seeds=20, conv_n=32,
+            ens_width=1024, ens_nets=64, ens_steps=3000, ens_frames=30,
+            digits_train=100, digits_test=100, digits_width=1024, digits_steps=1000,
+        ),
+    },
+    "04_signal_propagation": {
+        "ci": dict(
+            mc_width=400, mc_depth=20, mc_seeds=16, grid_n=30, anim_frames=10, traj_depth=30,
+            check_depth=5, kappa_depth=100, cond_S=10, ov_S=6, ov_check_depths=(2, 4, 8),
+        ),
+        "book": dict(
+            mc_width=1000, mc_depth=30, mc_seeds=24, grid_n=60, anim_frames=25, traj_depth=40,
+            check_depth=8, kappa_depth=100, cond_S=10, ov_S=6, ov_check_depths=(2, 4, 8, 16),
+        ),
+        "paper": dict(
+            mc_width=2000, mc_depth=50, mc_seeds=64, grid_n=100, anim_frames=40, traj_depth=60,
+            check_depth=12, kappa_depth=200, cond_S=10, ov_S=10, ov_check_depths=(2, 4, 8, 16, 32),
+        ),
+    },
+    "05_finite_ntk": {
+        "ci": dict(
+            width=20, depths=(2, 3, 4, 5, 6), n_samples=1000, n_boot=300, w_ordered=1.0, w_chaotic=3.0,
+            anim_frames=10, theory_depth=20, lams=(0.1, 0.25, 0.5, 1.0), alphas=(0.1, 0.5, 2.0), alpha_depth=5,
+            off_w=(1.0, 1.5), off_cosines=(0.0, 0.5), off_depths=(2, 4, 8, 12), step_depths=(2, 4, 8),
+            step_samples=1000,
+        ),
+        "book": dict(
+            width=40, depths=(2, 4, 6, 8, 10, 12), n_samples=2000, n_boot=500, w_ordered=1.0, w_chaotic=3.0,
+            anim_frames=25, theory_depth=40, lams=(0.1, 0.25, 0.5, 1.0), alphas=(0.1, 0.25, 0.5, 1.0, 2.0),
+            alpha_depth=10, off_w=(1.0, 1.5), off_cosines=(0.0, 0.5), off_depths=(2, 4, 8, 12, 16, 24),
+            step_depths=(2, 4, 8, 12), step_samples=2000,
+        ),
+        "paper": dict(
+            width=100, depths=(2, 5, 10, 15, 20, 25, 30), n_samples=4000, n_boot=1000, w_ordered=1.0,
+            w_chaotic=3.0, anim_frames=40, theory_depth=100, lams=(0.1, 0.25, 0.5, 1.0),
+            alphas=(0.1, 0.25, 0.5, 1.0, 2.0), alpha_depth=25, off_w=(1.0, 1.5), off_cosines=(0.0, 0.5),
+            off_depths=(2, 4, 8, 16, 32, 48), step_depths=(2, 5, 10, 20), step_samples=4000,
+        ),
+    },
 }
 
 

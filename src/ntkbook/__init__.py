@@ -11,7 +11,11 @@ Modules (one concept each):
 - :mod:`ntkbook.models`   small models as ``(init_fn, apply_fn, kernel_fn)``
 - :mod:`ntkbook.kernels`  empirical and infinite NTKs, kernel regression and flow
 - :mod:`ntkbook.train`    optax training loops with recording and progress bars
-- :mod:`ntkbook.metrics`  power-law fits, norms and distances of parameters
+- :mod:`ntkbook.metrics`  power-law fits, norms and distances, kernel and margin measures
+- :mod:`ntkbook.lazy`     laziness diagnostics: gradient norm, Hessian operator norm
+- :mod:`ntkbook.trace`    the eNTK trace: exact, Hutchinson (JVP) and finite-difference estimators
+- :mod:`ntkbook.svm`      hard-margin kernel SVM and the trace approximation of its optimum
+- :mod:`ntkbook.progress` progress bars, or one summary line per loop in the static book
 - :mod:`ntkbook.plotting` style, palette, animations (the only matplotlib user)
 """
 

@@ -119,3 +119,152 @@ def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = False
         h = jnp.eye(k.shape[0]) - 1.0 / k.shape[0]
         k, ideal = h @ k @ h, h @ ideal @ h
     return jnp.sum(k * ideal) / (jnp.linalg.norm(k) * jnp.linalg.norm(ideal))
+
+
+# --- kernel distance, kernel velocity and margins (chapters 06-07) ---
+def _as_kernel(k: Any, name: str) -> np.ndarray:
+    k = np.asarray(k, dtype=np.float64)
+    if k.ndim not in (2, 4) or k.shape[0] != k.shape[1] or (k.ndim == 4 and k.shape[2] != k.shape[3]):
+        raise ValueError(f"{name} must be a square (N, N) or (N, N, k, k) kernel, got shape {k.shape}")
+    if not np.all(np.isfinite(k)):
+        raise ValueError(f"{name} has non-finite entries")
+    return k
+
+
+def kernel_distance(k1: Any, k2: Any) -> float:
+    """Kernel distance ``S(K1, K2) = 1 - <K1, K2>_F / (||K1||_F ||K2||_F)`` (Fort et al. 2020, eq. 4).
+
+    One minus the cosine of the angle between the two kernels as vectors. It is
+    blind to scale: ``S(K, c K) = 0`` for every ``c > 0``, so it is not a metric
+    on kernels ([trace] Sect. 4, the motivation of Thm 4.3).
+
+    Args:
+        k1, k2: kernels of equal shape, ``(N, N)`` or ``(N, N, k, k)``.
+
+    Returns:
+        A float in ``[0, 2]`` (``[0, 1]`` for PSD kernels).
+
+    Raises:
+        ValueError: shapes differ, a kernel is not square, or a kernel is zero.
+    """
+    a, b = _as_kernel(k1, "k1"), _as_kernel(k2, "k2")
+    if a.shape != b.shape:
+        raise ValueError(f"kernels must have the same shape, got {a.shape} and {b.shape}")
+    na, nb = np.linalg.norm(a.ravel()), np.linalg.norm(b.ravel())
+    if na == 0 or nb == 0:
+        raise ValueError("kernel distance is undefined for a zero kernel")
+    cos = float(np.dot(a.ravel(), b.ravel()) / (na * nb))
+    return 1.0 - min(max(cos, -1.0), 1.0)
+
+
+def kernel_velocity(kernels: Any, times: Any) -> np.ndarray:
+    """Kernel velocity ``v(t_i) = S(K(t_i), K(t_{i+1})) / (t_{i+1} - t_i)`` (Fort et al. 2020).
+
+    Args:
+        kernels: a stack of kernels, shape ``(T, N, N)`` or ``(T, N, N, k, k)``.
+        times: ``T`` strictly increasing times (steps or epochs).
+
+    Returns:
+        ``T - 1`` velocities, one per interval (assign them to the interval's start).
+    """
+    ks = np.asarray(kernels, dtype=np.float64)
+    t = np.asarray(times, dtype=np.float64)
+    if t.ndim != 1 or ks.ndim < 3 or ks.shape[0] != t.size or t.size < 2:
+        raise ValueError(f"need T >= 2 kernels stacked on axis 0 and T times, got {ks.shape} and {t.shape}")
+    if np.any(np.diff(t) <= 0):
+        raise ValueError("times must be strictly increasing")
+    return np.array([kernel_distance(ks[i], ks[i + 1]) / (t[i + 1] - t[i]) for i in range(t.size - 1)])
+
+
+def _margins(outputs: Any, labels: Any) -> np.ndarray:
+    f = np.asarray(outputs, dtype=np.float64)
+    y = np.asarray(labels)
+    if f.ndim == 2 and f.shape[1] == 1:
+        f = f[:, 0]
+    if f.ndim == 1:
+        if y.shape != f.shape or not np.all(np.isin(y, (-1, 1))):
+            raise ValueError(f"for scalar outputs, labels must be {f.shape} values in {{-1, +1}}")
+        return y * f
+    if f.ndim != 2 or y.shape != (f.shape[0],) or not np.issubdtype(y.dtype, np.integer) \
+            or y.min() < 0 or y.max() >= f.shape[1]:
+        raise ValueError(f"for (N, k) outputs, labels must be N integers in [0, k), got shape {y.shape}")
+    rows = np.arange(f.shape[0])
+    other = f.copy()
+    other[rows, y] = -np.inf
+    return f[rows, y] - other.max(axis=1)
+
+
+def _check_degree(degree: Any) -> int:
+    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
+        raise ValueError(f"degree (the homogeneity order L) must be a positive integer, got {degree!r}")
+    return int(degree)
+
+
+def normalized_margin(outputs: Any, labels: Any, params: Any, degree: int) -> float:
+    """Normalised margin ``min_i q_i(w) / ||w||^L`` of an ``L``-homogeneous network (Lyu & Li 2020).
+
+    ``q_i = y_i f(x_i)`` for scalar outputs and labels in ``{-1, +1}``, or
+    ``f_{y_i}(x_i) - max_{j != y_i} f_j(x_i)`` for ``k`` outputs and integer
+    labels. For a network with ``f(x; c w) = c^L f(x; w)`` (a bias-free ReLU net
+    with ``L`` layers) this does not change when ``w`` is rescaled.
+
+    Args:
+        outputs: ``f(X; w)``, shape ``(N,)``, ``(N, 1)`` or ``(N, k)``.
+        labels: ``(N,)`` labels as described above.
+        params: the parameters ``w`` (any pytree).
+        degree: the homogeneity order ``L``.
+    """
+    degree = _check_degree(degree)
+    return float(np.min(_margins(outputs, labels)) / float(tree_norm(params)) ** degree)
+
+
+def smoothed_margin(outputs: Any, labels: Any, params: Any, degree: int) -> float:
+    """Lyu & Li's smoothed normalised margin for the logistic loss (Lyu & Li 2020, Sect. 4.1).
+
+    ``gamma_tilde = -log(exp(L) - 1) / ||w||^L`` with ``L = sum_i log(1 + exp(-q_i))``
+    the summed logistic loss. Once every point is classified with ``L < log 2``,
+    it lower-bounds :func:`normalized_margin`, tends to it as the loss goes to
+    zero, and is non-decreasing under gradient flow (their Lemma 5.1 and Thm 4.1).
+    Returns ``nan`` while ``L >= log 2``.
+    """
+    degree = _check_degree(degree)
+    q = _margins(outputs, labels)
+    loss = float(np.sum(np.logaddexp(0.0, -q)))
+    if loss >= np.log(2.0):
+        return float("nan")
+    return float(-np.log(np.expm1(loss)) / float(tree_norm(params)) ** degree)
+
+
+class BlockFit(NamedTuple):
+    """A kernel's best class-block-constant approximation: ``means[c, d]`` is the mean of
+    the block of pairs with labels ``(c, d)``; ``fraction`` is the share of ``||K||_F^2``
+    it explains (1 for an exactly block-constant kernel)."""
+
+    classes: np.ndarray
+    means: np.ndarray
+    fraction: float
+
+
+def block_constant_fit(kernel: Any, labels: Any) -> BlockFit:
+    """Project an ``(N, N)`` kernel onto matrices constant on every class-pair block.
+
+    The projection replaces each block ``{(i, j) : y_i = c, y_j = d}`` by its mean;
+    it is orthogonal in the Frobenius inner product, so
+    ``||K||^2 = ||P K||^2 + ||K - P K||^2`` and ``fraction = ||P K||^2 / ||K||^2``.
+    [trace] Sect. 4 assumes a block-constant kernel to link the trace to the SVM margin.
+    """
+    k = _as_kernel(kernel, "kernel")
+    if k.ndim != 2:
+        raise ValueError(f"kernel must be (N, N), got shape {k.shape}")
+    y = np.asarray(labels)
+    if y.shape != (k.shape[0],):
+        raise ValueError(f"labels must have shape ({k.shape[0]},), got {y.shape}")
+    classes, idx = np.unique(y, return_inverse=True)
+    onehot = np.eye(classes.size)[idx]
+    counts = onehot.sum(0)
+    means = (onehot.T @ k @ onehot) / np.outer(counts, counts)
+    proj = onehot @ means @ onehot.T
+    total = float(np.sum(k**2))
+    if total == 0:
+        raise ValueError("kernel is zero")
+    return BlockFit(classes, means, float(np.sum(proj**2) / total))

@@ -206,3 +206,47 @@ def toy_scalar_model(w: jax.Array, x: jax.Array) -> jax.Array:
     (any twice-differentiable model would do; this one has a visible bend).
     """
     return jnp.sin(3.0 * w * x) + 0.5 * jnp.cos(5.0 * w)
+
+
+# --- intermediate outputs of an MLP (chapters 06-08) ---
+def mlp_features(
+    hidden: Sequence[int],
+    out_dim: int,
+    *,
+    activation: str = "relu",
+    parameterization: Parameterization = "ntk",
+    W_std: float | None = None,
+    b_std: float | None = 0.1,
+    out_W_std: float | None = None,
+) -> dict[str, ApplyFn]:
+    """Apply functions for every hidden layer and the logits of :func:`mlp` with the same arguments.
+
+    Returns ``{"hidden1": f1, ..., "logits": f}``; each ``f(params, x)`` takes the
+    parameters of the *full* :func:`mlp` and returns the post-activation output of
+    that layer, shape ``(N, width)`` (the logits: ``(N, out_dim)``). Used for the
+    NTK of intermediate outputs ([trace] Sect. 5.1).
+    """
+    hidden = _check_widths(hidden, "hidden")
+    (out_dim,) = _check_widths([out_dim], "out_dim")
+    _check_parameterization(parameterization)
+    W_std = default_weight_std(activation) if W_std is None else float(W_std)
+    out_W_std = W_std if out_W_std is None else float(out_W_std)
+    if W_std <= 0 or out_W_std <= 0:
+        raise ValueError(f"W_std and out_W_std must be positive, got {W_std}, {out_W_std}")
+    layers = []
+    for width in hidden:
+        layers += [stax.Dense(width, W_std=W_std, b_std=b_std, parameterization=parameterization),
+                   _activation(activation)]
+    layers.append(stax.Dense(out_dim, W_std=out_W_std, b_std=b_std, parameterization=parameterization))
+
+    def prefix(n_layers: int) -> ApplyFn:
+        apply_prefix = stax.serial(*layers[:n_layers])[1]
+
+        def apply_fn(params, x, **kwargs):
+            return apply_prefix(params[:n_layers], x, **kwargs)
+
+        return apply_fn
+
+    out = {f"hidden{i + 1}": prefix(2 * (i + 1)) for i in range(len(hidden))}
+    out["logits"] = prefix(len(layers))
+    return out

@@ -1,0 +1,628 @@
+"""The trace of the empirical NTK, exactly and by random probes.
+
+For a network ``f(x; w)`` with ``k`` outputs and inputs ``X = (x_1, ..., x_N)``,
+the trace of the empirical NTK on ``X`` is a sum of squared gradient norms,
+
+    Tr K(X, X; w) = sum_i sum_a ||d f_a(x_i; w) / dw||^2 = ||J(X, w)||_F^2 ,
+
+and the trace evolution paper ([trace], Sect. 4) tracks its normalised value
+``Tr K / (N k)`` during training. :func:`ntk_trace` computes it four ways:
+
+- ``"exact"``: the diagonal ``K(x_i, x_i)`` of the eNTK, traced over outputs,
+  from neural-tangents' structured derivatives (``diagonal_axes=(0,)``,
+  ``trace_axes=(-1,)``, in batches of inputs), via
+  :func:`ntkbook.kernels.empirical_ntk`. Exact up to rounding.
+- ``"jvp"``: Hutchinson's estimator (Hutchinson 1989) on the parameter side,
+  ``Tr(J^T J) = E_v ||J v||^2`` for probes ``v`` with ``E[v v^T] = I``; each probe
+  costs one Jacobian-vector product. Unbiased; for Gaussian probes the variance of
+  one probe is ``2 ||K||_F^2`` (a Gaussian quadratic form), for Rademacher probes
+  ``2 (||K||_F^2 - sum_j (J^T J)_jj^2)``.
+- ``"fd"``: the paper's finite-difference perturbation estimator ([trace] Thm 4.1),
+  ``||f(X; w + eps v) - f(X; w)||_F^2 / eps^2`` with ``v ~ N(0, I_d)``. Two forward
+  passes and no derivative, but biased: by Taylor expansion the bias is
+  ``O(eps^2)`` for a smooth network (the odd terms vanish in expectation) and
+  ``O(eps)`` for ReLU networks, whose kinks do not cancel.
+- ``"auto"``: the cheaper of ``"exact"`` and ``"jvp"`` for a requested relative
+  standard error ``rtol``: it times one exact block and one probe, estimates the
+  per-probe variance from a few pilot probes, and compares costs. (``"fd"`` is
+  never picked: its bias depends on the model and cannot be bounded without the
+  exact value.)
+
+Probes are drawn from an explicit key, and probe ``j`` is the same vector for
+``"jvp"`` and ``"fd"``, so the two estimators can be compared with common random
+numbers. :func:`layer_traces` splits the trace over parameter groups (the NTK is
+additive over parameters), :func:`output_traces` computes the trace of the NTK of
+intermediate outputs ([trace] Sect. 5.1), and :func:`input_perturbation_distance`
+is the paper's logit input-perturbation distance ([trace] Sect. 5.2).
+
+Compiled functions are cached per ``apply_fn`` object: pass the same function
+object at every call (e.g. ``net.apply_fn``, not a fresh ``lambda`` per
+training step), or every call compiles again.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import kernels
+
+Method = Literal["exact", "jvp", "fd", "auto"]
+METHODS: tuple[str, ...] = ("exact", "jvp", "fd", "auto")
+ProbeKind = Literal["gaussian", "rademacher"]
+ApplyFn = Callable[..., jax.Array]
+
+
+class TraceEstimate(NamedTuple):
+    """A value of ``Tr K`` (or of a perturbation distance) and how it was obtained.
+
+    Attributes:
+        value: the estimate of ``Tr K(X, X)`` (sum over inputs and outputs).
+        normalized: ``value / (n_inputs * n_outputs)``, the paper's ``Tr K / (|X| K)``.
+        stderr: standard error of ``value`` (sample standard deviation of the
+            probes over ``sqrt(probes)``); 0 for ``"exact"``.
+        method: the method used (``"auto"`` reports the one it chose).
+        probes: number of random probes (0 for ``"exact"``).
+        eps: finite-difference step (``None`` unless ``"fd"``).
+        n_inputs: ``N``.
+        n_outputs: ``k``, the output dimension per input.
+        samples: the per-probe values (empty for ``"exact"``).
+    """
+
+    value: float
+    normalized: float
+    stderr: float
+    method: str
+    probes: int
+    eps: float | None
+    n_inputs: int
+    n_outputs: int
+    samples: np.ndarray
+
+    @property
+    def rel_stderr(self) -> float:
+        """``stderr / value``: the relative standard error."""
+        return self.stderr / abs(self.value) if self.value else float("inf")
+
+
+# --------------------------------------------------------------------------- checks
+def _check_x(x: Any) -> jax.Array:
+    x = jnp.asarray(x)
+    if x.ndim < 2 or x.shape[0] < 1:
+        raise ValueError(f"x must have shape (N, *features) with N >= 1, got {x.shape}")
+    return x
+
+
+def _output_dim(apply_fn: ApplyFn, params: Any, x: jax.Array) -> int:
+    shape = jax.eval_shape(apply_fn, params, x[:1]).shape
+    if len(shape) != 2:
+        raise ValueError(f"apply_fn must return shape (N, k) (flatten intermediate outputs); got {shape} for one input")
+    return int(shape[1])
+
+
+def _check_probes(probes: Any) -> int:
+    if isinstance(probes, bool) or not isinstance(probes, (int, np.integer)) or probes < 1:
+        raise ValueError(f"probes must be a positive integer, got {probes!r}")
+    return int(probes)
+
+
+def _check_eps(eps: Any) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) or not eps > 0 \
+            or not math.isfinite(eps):
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    return float(eps)
+
+
+def _check_key(key: Any, method: str) -> jax.Array:
+    if key is None:
+        raise ValueError(f"method={method!r} draws random probes: pass key=jax.random.PRNGKey(...)")
+    if not isinstance(key, jax.Array) or key.shape not in ((2,), ()):
+        raise TypeError(f"key must be a jax.random key, got {type(key).__name__}")
+    return key
+
+
+def _check_probe_kind(kind: str) -> str:
+    if kind not in ("gaussian", "rademacher"):
+        raise ValueError(f"probe must be 'gaussian' or 'rademacher', got {kind!r}")
+    return kind
+
+
+# --------------------------------------------------------------------------- probes
+def _draw(key: jax.Array, tree: Any, kind: str) -> Any:
+    """A random pytree shaped like ``tree`` with i.i.d. entries of mean 0 and variance 1."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    keys = jax.random.split(key, max(len(leaves), 1))
+    if kind == "gaussian":
+        out = [jax.random.normal(k, jnp.shape(l), jnp.result_type(l)) for k, l in zip(keys, leaves)]
+    else:
+        out = [jax.random.rademacher(k, jnp.shape(l), jnp.result_type(l)) for k, l in zip(keys, leaves)]
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _probe_keys(key: jax.Array, probes: int, antithetic: bool) -> tuple[jax.Array, jax.Array]:
+    """Keys and signs of the probes: with ``antithetic`` probe ``2j+1`` is ``-`` probe ``2j``."""
+    if antithetic:
+        base = jax.random.split(key, (probes + 1) // 2)
+        keys = jnp.repeat(base, 2, axis=0)[:probes]
+        signs = jnp.tile(jnp.array([1.0, -1.0]), (probes + 1) // 2)[:probes]
+    else:
+        keys = jax.random.split(key, probes)
+        signs = jnp.ones(probes)
+    return keys, signs
+
+
+class _StaticMask:
+    """A parameter mask (a pytree of booleans) in hashable form, for caching compiled probes."""
+
+    def __init__(self, mask: Any):
+        leaves, self.treedef = jax.tree_util.tree_flatten(mask)
+        self.leaves = tuple(bool(m) for m in leaves)
+
+    def apply(self, tree: Any) -> Any:
+        """Zero the leaves of ``tree`` that the mask does not select."""
+        flags = jax.tree_util.tree_unflatten(self.treedef, list(self.leaves))
+        return jax.tree_util.tree_map(lambda t, m: t if m else jnp.zeros_like(t), tree, flags)
+
+    def __hash__(self) -> int:
+        return hash((self.leaves, self.treedef))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _StaticMask) and (self.leaves, self.treedef) == (other.leaves, other.treedef)
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_fn(apply_fn: ApplyFn, method: str, kind: str, mask: _StaticMask | None = None):
+    """A jitted ``(params, x, keys, signs, eps) -> per-probe values`` for ``"jvp"`` / ``"fd"``."""
+
+    def one(params, x, f0, key, sign, eps):
+        v = _draw(key, params, kind)
+        if mask is not None:
+            v = mask.apply(v)
+        v = jax.tree_util.tree_map(lambda t: sign.astype(t.dtype) * t, v)
+        if method == "jvp":
+            _, tangent = jax.jvp(lambda p: apply_fn(p, x), (params,), (v,))
+            return jnp.sum(jnp.square(tangent))
+        shifted = jax.tree_util.tree_map(lambda p, t: p + eps.astype(p.dtype) * t, params, v)
+        diff = apply_fn(shifted, x) - f0
+        return jnp.sum(jnp.square(diff)) / jnp.square(eps.astype(diff.dtype))
+
+    @jax.jit
+    def run(params, x, keys, signs, eps):
+        f0 = apply_fn(params, x) if method == "fd" else None
+        return jax.lax.map(lambda ks: one(params, x, f0, ks[0], ks[1], eps), (keys, signs))
+
+    return run
+
+
+def _estimates(apply_fn, params, x, key, probes, method, kind, eps, antithetic, mask=None) -> np.ndarray:
+    """Per-probe values of the ``"jvp"`` or ``"fd"`` estimator, as float64."""
+    keys, signs = _probe_keys(key, probes, antithetic)
+    fn = _probe_fn(apply_fn, method, kind, mask)
+    return np.asarray(fn(params, x, keys, signs, jnp.asarray(eps)), dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------- exact
+def _exact_diagonal(apply_fn, params, x, batch_size, vmap_axes) -> np.ndarray:
+    """``Tr_a K_aa(x_i, x_i)`` for every input: shape (N,), summed over outputs."""
+    k = _output_dim(apply_fn, params, x)
+    bs = None if batch_size is None or batch_size >= x.shape[0] else batch_size
+    diag = kernels.empirical_ntk(apply_fn, params, x, trace_axes=(-1,), diagonal_axes=(0,),
+                                 vmap_axes=vmap_axes, batch_size=bs)
+    return k * np.asarray(diag, dtype=np.float64)  # neural-tangents returns the mean over outputs
+
+
+def exact_diagonal(
+    apply_fn: ApplyFn, params: Any, x: Any, *, batch_size: int | None = 128, vmap_axes: Any = 0
+) -> np.ndarray:
+    """Per-input traces ``Tr K(x_i, x_i) = sum_a ||d f_a(x_i)/dw||^2``, shape ``(N,)``.
+
+    Their sum is ``Tr K(X, X)``. Computed by neural-tangents' structured
+    derivatives on the diagonal only (``diagonal_axes=(0,)``, ``trace_axes=(-1,)``).
+
+    Args:
+        apply_fn: ``f(params, x)`` returning ``(N, k)``.
+        params: parameters (any pytree).
+        x: inputs ``(N, ...)``.
+        batch_size: inputs per block (memory bound); ``None`` for one block.
+        vmap_axes: neural-tangents' ``vmap_axes``: ``0`` (default) for models that
+            treat inputs independently (MLPs, CNNs without batch statistics), which
+            lets it vectorise over inputs (two orders of magnitude faster on the
+            book's MLP); ``None`` for models that mix inputs.
+    """
+    x = _check_x(x)
+    if batch_size is not None:
+        kernels._check_batch_size(batch_size)
+    return _exact_diagonal(apply_fn, params, x, batch_size, vmap_axes)
+
+
+# ------------------------------------------------------------------------ public API
+def _units(samples: np.ndarray, antithetic: bool) -> np.ndarray:
+    """The independent units of a probe sample: pair means ``(s_2j + s_2j+1) / 2`` for
+    antithetic probes (the two halves of a pair are dependent), the samples otherwise."""
+    return samples.reshape(-1, 2).mean(1) if antithetic else samples
+
+
+def _result(samples: np.ndarray | None, value: float, method: str, eps: float | None, n: int, k: int,
+            antithetic: bool = False) -> TraceEstimate:
+    if samples is None:
+        return TraceEstimate(value, value / (n * k), 0.0, method, 0, eps, n, k, np.zeros(0))
+    units = _units(samples, antithetic)
+    m = units.size
+    stderr = float(units.std(ddof=1) / np.sqrt(m)) if m > 1 else float("nan")
+    value = float(samples.mean())
+    return TraceEstimate(value, value / (n * k), stderr, method, samples.size, eps, n, k, samples)
+
+
+def _time(fn: Callable[[], Any], repeats: int = 2) -> float:
+    jax.block_until_ready(fn())  # compile and warm up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def ntk_trace(
+    apply_fn: ApplyFn,
+    params: Any,
+    x: Any,
+    *,
+    method: Method = "exact",
+    key: jax.Array | None = None,
+    probes: int | None = None,
+    eps: float = 1e-2,
+    probe: ProbeKind = "gaussian",
+    antithetic: bool = False,
+    rtol: float | None = None,
+    pilot_probes: int = 8,
+    batch_size: int | None = 128,
+    vmap_axes: Any = 0,
+) -> TraceEstimate:
+    """The trace ``Tr K(X, X; w)`` of the empirical NTK, and ``Tr K / (N k)``.
+
+    Implements the quantity tracked in [trace] Sect. 4 and its estimator of
+    Thm 4.1 (``method="fd"``), Hutchinson's estimator (``"jvp"``) and the exact
+    value (``"exact"``); see the module docstring.
+
+    Args:
+        apply_fn: ``f(params, x)`` returning shape ``(N, k)``.
+        params: parameters (any pytree of float arrays).
+        x: inputs ``(N, ...)``.
+        method: ``"exact"``, ``"jvp"``, ``"fd"`` or ``"auto"``.
+        key: PRNG key for the probes (required unless ``method="exact"``).
+        probes: number of probes for ``"jvp"``/``"fd"``. Default: 16, or, if
+            ``rtol`` is given, as many as a pilot run says ``rtol`` needs.
+        eps: finite-difference step for ``"fd"`` (> 0). In float32, ``eps`` much
+            below ``1e-3`` loses digits to rounding.
+        probe: ``"gaussian"`` (the paper's, and required for ``"fd"``) or
+            ``"rademacher"`` (``"jvp"`` only; a smaller variance).
+        antithetic: use probes in pairs ``(v, -v)`` (an odd ``probes`` is rounded up
+            to even). For ``"fd"`` this cancels the odd Taylor terms probe by probe,
+            leaving a pathwise ``O(eps^2)`` error on smooth networks; for ``"jvp"`` the
+            two halves of a pair are equal, so it only wastes probes. The standard
+            error is computed from the pair means.
+        rtol: target relative standard error (> 0). Required for ``"auto"``.
+        pilot_probes: probes used to estimate the per-probe variance when
+            ``rtol`` sets the number of probes (they are part of the estimate).
+        batch_size: inputs per block for ``"exact"``.
+        vmap_axes: see :func:`exact_diagonal`.
+
+    Returns:
+        A :class:`TraceEstimate`.
+
+    Raises:
+        ValueError: unknown method or probe kind, ``eps <= 0``, ``probes < 1``,
+            ``rtol <= 0``, a missing key, bad shapes.
+
+    >>> ntk_trace(net.apply_fn, params, x, method="jvp", key=jax.random.PRNGKey(0), probes=64).rel_stderr
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    probe = _check_probe_kind(probe)
+    eps = _check_eps(eps)
+    if probes is not None:
+        probes = _check_probes(probes)
+    pilot_probes = _check_probes(pilot_probes)
+    if rtol is not None and not (isinstance(rtol, (int, float, np.floating)) and rtol > 0):
+        raise ValueError(f"rtol must be a positive number (a relative standard error), got {rtol!r}")
+    if method == "fd" and probe != "gaussian":
+        raise ValueError("method='fd' is the Gaussian perturbation estimator of Thm 4.1: use probe='gaussian'")
+    if method == "auto" and rtol is None:
+        raise ValueError("method='auto' needs rtol, the relative standard error to meet")
+    if batch_size is not None:
+        kernels._check_batch_size(batch_size)
+    x = _check_x(x)
+    n, k = x.shape[0], _output_dim(apply_fn, params, x)
+
+    if method == "exact":
+        return _result(None, float(np.sum(_exact_diagonal(apply_fn, params, x, batch_size, vmap_axes))), "exact",
+                       None, n, k)
+    key = _check_key(key, method)
+    if method in ("jvp", "fd"):
+        return _probe_estimate(apply_fn, params, x, key, method, probe, eps, antithetic, probes, rtol, pilot_probes,
+                               n, k)
+    return _auto(apply_fn, params, x, key, probe, rtol, pilot_probes, batch_size, vmap_axes, n, k)
+
+
+def _probe_estimate(apply_fn, params, x, key, method, probe, eps, antithetic, probes, rtol, pilot, n, k,
+                    mask=None) -> TraceEstimate:
+    eps_used = eps if method == "fd" else None
+    per_unit = 2 if antithetic else 1  # probes per independent unit; antithetic counts are rounded up to even
+    if probes is None and rtol is None:
+        probes = 16
+    if probes is not None:
+        probes = per_unit * math.ceil(probes / per_unit)
+        samples = _estimates(apply_fn, params, x, key, probes, method, probe, eps, antithetic, mask)
+        return _result(samples, 0.0, method, eps_used, n, k, antithetic)
+    # rtol given: pilot, then as many probes as the pilot's variance says (continuing the key stream).
+    k_pilot, k_more = jax.random.split(key)
+    pilot = per_unit * max(math.ceil(pilot / per_unit), 2)
+    samples = _estimates(apply_fn, params, x, k_pilot, pilot, method, probe, eps, antithetic, mask)
+    needed = per_unit * _probes_needed(_units(samples, antithetic), rtol)
+    if needed > samples.size:
+        more = _estimates(apply_fn, params, x, k_more, needed - samples.size, method, probe, eps, antithetic, mask)
+        samples = np.concatenate([samples, more])
+    return _result(samples, 0.0, method, eps_used, n, k, antithetic)
+
+
+def _probes_needed(samples: np.ndarray, rtol: float) -> int:
+    """Probes for a relative standard error ``rtol``: ``ceil(var / (mean^2 rtol^2))``."""
+    mean = float(np.mean(samples))
+    var = float(np.var(samples, ddof=1)) if samples.size > 1 else mean**2 * 2.0  # Gaussian worst case: 2 Tr(K)^2
+    if mean <= 0:
+        return samples.size
+    return max(int(math.ceil(var / (mean**2 * rtol**2))), 1)
+
+
+def _choose(t_exact: float, t_probe: float, pilot: int, pilot_samples: np.ndarray | None, rtol: float) -> tuple[str, int]:
+    """The cost model of ``method="auto"``: ``("exact", 0)`` or ``("jvp", probes)``.
+
+    ``t_exact`` and ``t_probe`` are the times of the exact trace and of one probe.
+    Without pilot samples, decide whether a pilot is worth running (exact costs no
+    more than ``pilot`` probes: take exact). With them, the estimator needs
+    ``ceil(var / (mean^2 rtol^2))`` probes; take it only if that is cheaper.
+    """
+    if t_exact <= pilot * t_probe:
+        return "exact", 0
+    if pilot_samples is None:
+        return "pilot", pilot
+    needed = max(_probes_needed(pilot_samples, rtol), pilot_samples.size)
+    return ("jvp", needed) if needed * t_probe < t_exact else ("exact", 0)
+
+
+def _auto(apply_fn, params, x, key, probe, rtol, pilot, batch_size, vmap_axes, n, k) -> TraceEstimate:
+    # Exact costs scale with the number of inputs, and so does a probe: time both
+    # on one block of inputs (after compiling) and scale the exact time to all blocks.
+    rows = n if batch_size is None else min(batch_size, n)
+    xb = x[:rows]
+    t_exact = math.ceil(n / rows) * _time(lambda: _exact_diagonal(apply_fn, params, xb, None, vmap_axes))
+    fn = _probe_fn(apply_fn, "jvp", probe)
+    keys, signs = _probe_keys(key, 1, False)
+    t_probe = math.ceil(n / rows) * _time(lambda: fn(params, xb, keys, signs, jnp.asarray(1.0)))
+    choice, _ = _choose(t_exact, t_probe, pilot, None, rtol)
+    samples = None
+    if choice == "pilot":
+        k_pilot, k_more = jax.random.split(key)
+        samples = _estimates(apply_fn, params, x, k_pilot, pilot, "jvp", probe, 1.0, False)
+        choice, needed = _choose(t_exact, t_probe, pilot, samples, rtol)
+    if choice == "exact":
+        return _result(None, float(np.sum(_exact_diagonal(apply_fn, params, x, batch_size, vmap_axes))),
+                       "exact", None, n, k)
+    if needed > samples.size:
+        samples = np.concatenate([samples, _estimates(apply_fn, params, x, k_more, needed - samples.size, "jvp",
+                                                      probe, 1.0, False)])
+    return _result(samples, 0.0, "jvp", None, n, k)
+
+
+def trace_recorder(
+    apply_fn: ApplyFn, x: Any, *, method: Method = "exact", key: jax.Array | None = None, **kwargs: Any
+) -> Callable[[Any], float]:
+    """A function ``params -> Tr K(x, x) / (N k)`` for recording during training.
+
+    The same probe key is used at every call (common random numbers), so with an
+    estimator the recorded curve is smooth in time and its changes are not
+    probe noise. Keyword arguments go to :func:`ntk_trace`.
+    """
+    x = _check_x(x)
+
+    def record(params: Any) -> float:
+        return ntk_trace(apply_fn, params, x, method=method, key=key, **kwargs).normalized
+
+    return record
+
+
+# ------------------------------------------------------------------- layerwise traces
+def stax_layer_groups(params: Any) -> dict[str, Any]:
+    """Masks selecting each layer of a ``stax.serial`` model: ``{"layer1": mask, ...}``.
+
+    Layer ``l`` is the ``l``-th entry of ``params`` that holds parameters (as in
+    :func:`ntkbook.models.named_layers`); a mask is a pytree of booleans shaped
+    like ``params``.
+    """
+    if not isinstance(params, (list, tuple)):
+        raise TypeError(f"params must be the list returned by a stax.serial init_fn, got {type(params).__name__}")
+    groups: dict[str, Any] = {}
+    layer = 0
+    for i, entry in enumerate(params):
+        if not jax.tree_util.tree_leaves(entry):
+            continue
+        layer += 1
+        groups[f"layer{layer}"] = type(params)(
+            jax.tree_util.tree_map(lambda _: j == i, e) for j, e in enumerate(params)
+        )
+    return groups
+
+
+def _check_mask(mask: Any, params: Any, name: str) -> Any:
+    try:
+        flags = jax.tree_util.tree_map(lambda m, p: bool(m), mask, params)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"group {name!r}: mask must be a pytree of booleans shaped like params ({err})") from None
+    if not any(jax.tree_util.tree_leaves(flags)):
+        raise ValueError(f"group {name!r} selects no parameters")
+    return flags
+
+
+def layer_traces(
+    apply_fn: ApplyFn,
+    params: Any,
+    x: Any,
+    groups: Mapping[str, Any] | None = None,
+    *,
+    method: Literal["exact", "jvp", "fd"] = "exact",
+    key: jax.Array | None = None,
+    probes: int | None = None,
+    eps: float = 1e-2,
+    batch_size: int | None = 128,
+    vmap_axes: Any = 0,
+) -> dict[str, TraceEstimate]:
+    """``Tr K_g(X, X)`` of the NTK restricted to each parameter group ``g``.
+
+    The NTK is a sum over parameters, so ``Tr K = sum_g Tr K_g`` for a partition
+    of the parameters into groups: this shows which layers the kernel (and its
+    change during training) lives in.
+
+    Args:
+        apply_fn, params, x: as in :func:`ntk_trace`.
+        groups: ``{name: mask}`` with masks as from :func:`stax_layer_groups`
+            (the default, one group per layer of a ``stax.serial`` model).
+        method: ``"exact"`` (neural-tangents on the group's parameters) or an
+            estimator that perturbs only the group's parameters.
+        key, probes, eps, batch_size, vmap_axes: as in :func:`ntk_trace`.
+
+    Returns:
+        ``{name: TraceEstimate}`` in the order of ``groups``.
+    """
+    if method not in ("exact", "jvp", "fd"):
+        raise ValueError(f"method must be 'exact', 'jvp' or 'fd', got {method!r}")
+    x = _check_x(x)
+    eps = _check_eps(eps)
+    if probes is not None:
+        probes = _check_probes(probes)
+    groups = stax_layer_groups(params) if groups is None else dict(groups)
+    if not groups:
+        raise ValueError("groups must name at least one parameter group")
+    n, k = x.shape[0], _output_dim(apply_fn, params, x)
+    if method != "exact":
+        key = _check_key(key, method)
+    out: dict[str, TraceEstimate] = {}
+    for gi, (name, mask) in enumerate(groups.items()):
+        static = _StaticMask(_check_mask(mask, params, name))
+        if method == "exact":
+            diag = _exact_diagonal(_group_apply(apply_fn, static), params, x, batch_size, vmap_axes)
+            out[name] = _result(None, float(np.sum(diag)), "exact", None, n, k)
+        else:
+            samples = _estimates(apply_fn, params, x, jax.random.fold_in(key, gi), probes or 16, method, "gaussian",
+                                 eps, False, static)
+            out[name] = _result(samples, 0.0, method, eps if method == "fd" else None, n, k)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _group_apply(apply_fn: ApplyFn, mask: _StaticMask) -> ApplyFn:
+    """``apply_fn`` with ``stop_gradient`` on the parameters outside ``mask``: its NTK is ``K_g``."""
+
+    def fn(params, x):
+        flags = jax.tree_util.tree_unflatten(mask.treedef, list(mask.leaves))
+        held = jax.tree_util.tree_map(lambda p, m: p if m else jax.lax.stop_gradient(p), params, flags)
+        return apply_fn(held, x)
+
+    return fn
+
+
+def output_traces(
+    apply_fns: Mapping[str, ApplyFn],
+    params: Any,
+    x: Any,
+    *,
+    method: Method = "exact",
+    key: jax.Array | None = None,
+    **kwargs: Any,
+) -> dict[str, TraceEstimate]:
+    """Traces of the NTKs of several outputs of one network ([trace] Sect. 5.1).
+
+    ``apply_fns`` maps a name to a function ``(params, x) -> (N, k_l)`` giving an
+    intermediate output (e.g. a hidden layer, flattened) or the logits of the
+    same parameters; each trace is normalised by its own ``N k_l``, as in the
+    paper's layerwise figure. Keyword arguments go to :func:`ntk_trace`; each
+    output gets its own probes (``fold_in(key, i)``).
+    """
+    if not apply_fns:
+        raise ValueError("apply_fns must name at least one output")
+    out = {}
+    for i, (name, fn) in enumerate(apply_fns.items()):
+        sub_key = None if key is None else jax.random.fold_in(key, i)
+        out[name] = ntk_trace(fn, params, x, method=method, key=sub_key, **kwargs)
+    return out
+
+
+# --------------------------------------------------------------- input perturbation
+@functools.lru_cache(maxsize=32)
+def _input_probe_fn(apply_fn: ApplyFn, limit: bool):
+    @jax.jit
+    def run(params, x, keys, eps):
+        f0 = apply_fn(params, x)
+
+        def one(key):
+            u = jax.random.normal(key, x.shape, x.dtype)
+            if limit:
+                _, t = jax.jvp(lambda xx: apply_fn(params, xx), (x,), (u,))
+                return jnp.sum(jnp.square(t))
+            diff = apply_fn(params, x + eps.astype(x.dtype) * u) - f0
+            return jnp.sum(jnp.square(diff)) / jnp.square(eps.astype(diff.dtype))
+
+        return jax.lax.map(one, keys)
+
+    return run
+
+
+def input_perturbation_distance(
+    apply_fn: ApplyFn,
+    params: Any,
+    x: Any,
+    *,
+    key: jax.Array,
+    eps: float = 1e-2,
+    probes: int = 1,
+    limit: bool = False,
+) -> TraceEstimate:
+    """The logit input-perturbation distance ``||f(X + D; w) - f(X; w)||_F^2 / eps^2`` ([trace] Sect. 5.2).
+
+    ``D`` is Gaussian noise with standard deviation ``eps`` added to every input
+    entry; the value is averaged over ``probes`` draws. As ``eps -> 0`` its
+    expectation tends to ``sum_i ||d f(x_i) / d x_i||_F^2``, the squared Frobenius
+    norm of the input Jacobian, which ``limit=True`` estimates directly with
+    Jacobian-vector products (Hutchinson on the input side). It is the input-space
+    twin of the trace estimator of Thm 4.1.
+
+    Args:
+        apply_fn: ``f(params, x)`` returning ``(N, k)``.
+        params: parameters.
+        x: inputs ``(N, ...)`` (floating point).
+        key: PRNG key for the perturbations.
+        eps: noise level (> 0).
+        probes: number of draws (>= 1).
+        limit: estimate the ``eps -> 0`` limit with JVPs instead.
+
+    Returns:
+        A :class:`TraceEstimate` (``method`` is ``"input-fd"`` or ``"input-jvp"``;
+        ``normalized`` divides by ``N k``).
+    """
+    x = _check_x(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"x must be floating point to be perturbed, got {x.dtype}")
+    eps = _check_eps(eps)
+    probes = _check_probes(probes)
+    key = _check_key(key, "input perturbation")
+    n, k = x.shape[0], _output_dim(apply_fn, params, x)
+    keys = jax.random.split(key, probes)
+    samples = np.asarray(_input_probe_fn(apply_fn, bool(limit))(params, x, keys, jnp.asarray(eps)), dtype=np.float64)
+    return _result(samples, 0.0, "input-jvp" if limit else "input-fd", None if limit else eps, n, k)

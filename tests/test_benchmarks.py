@@ -74,3 +74,49 @@ def test_chapter_times(tmp_path):
         chapters.run("ci", only=["99_none"], book_dir=book)
     with pytest.raises(ValueError, match="unknown preset"):
         chapters.run("fast", book_dir=book)
+
+
+def _section(tmp_path_factory, name):
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    assert run.main(["--size", "tiny", "--sections", name, "--out", str(out)]) == 0
+    return json.loads(out.read_text())["sections"][name]["result"]
+
+
+@pytest.fixture(scope="module")
+def trace_result(tmp_path_factory):
+    return _section(tmp_path_factory, "trace")
+
+
+@pytest.fixture(scope="module")
+def pntk_result(tmp_path_factory):
+    return _section(tmp_path_factory, "pntk")
+
+
+def test_trace_section(trace_result):
+    res = trace_result
+    assert {r["model"] for r in res["rows"]} == {"mlp", "cnn"}
+    for r in res["rows"]:
+        assert r["exact_value"] > 0 and r["exact_s"] > 0
+        for method in ("jvp", "fd"):
+            m = r["methods"][method]
+            probes = [m["at_rtol"][k]["probes"] for k in ("0.01", "0.03", "0.1")]
+            # Tighter targets need more probes: m(r) = s^2 / (r^2 T^2 - b^2) decreases in r.
+            assert probes[0] >= probes[1] >= probes[2] >= 1, probes
+
+
+def test_probes_needed_closed_form():
+    from benchmarks.trace import probes_needed
+
+    # Unbiased: m = s^2 / (r T)^2. sd 50 % of T at 10 % error -> 25 probes.
+    assert probes_needed(variance=0.25, bias=0.0, value=1.0, rtol=0.1) == 25
+    # A bias as large as the target leaves no room.
+    assert probes_needed(variance=0.25, bias=0.1, value=1.0, rtol=0.1) == math.inf
+
+
+def test_pntk_section(pntk_result):
+    res = pntk_result
+    for r in res["rows"]:
+        assert r["seconds"] > 0 and r["output_bytes"] > 0
+        # Output sizes follow from the shapes alone: N^2 k^2 floats for the full eNTK, N^2 otherwise.
+        k2 = r["classes"] ** 2 if r["kind"] == "entk" else 1
+        assert r["output_bytes"] == 4 * res["n"] ** 2 * k2, r

@@ -74,7 +74,7 @@ notebooks: venv
 	mkdir -p $(STAGE)
 	cp -r book $(STAGE)/
 	NTKBOOK_PRESET=$(PRESET) $(BIN)/python -m pytest -q -p no:cacheprovider -n $(JOBS) \
-		--nbmake --overwrite --nbmake-timeout=$(CELL_TIMEOUT) $(STAGE)/book
+		--nbmake --overwrite --nbmake-timeout=$(CELL_TIMEOUT) --durations=0 $(STAGE)/book
 
 # Build the HTML from the staged, executed notebooks. The configuration, the
 # pages that are not notebooks and the Sphinx extension in tools/ are copied

@@ -446,3 +446,191 @@ def gradient_flow_mse(
         train = train[0]
         test = None if test is None else test[0]
     return FlowPrediction(train, test)
+
+
+# --- pseudo-NTK (chapters 13-15) ---
+PntkVariant = Literal["first", "sum"]
+PNTK_VARIANTS: tuple[str, ...] = ("first", "sum")
+
+
+@functools.lru_cache(maxsize=64)
+def _pntk_head(apply_fn: Callable, variant: str) -> Callable:
+    """One scalar-output function per ``(apply_fn, variant)``, so that repeated calls
+    reuse neural-tangents' compiled kernel function (it is cached on the function)."""
+    if variant == "first":
+
+        def head(params, x, **kwargs):
+            return apply_fn(params, x, **kwargs)[:, :1]
+
+    else:
+
+        def head(params, x, **kwargs):
+            out = apply_fn(params, x, **kwargs)
+            return jnp.sum(out, axis=-1, keepdims=True) / jnp.sqrt(jnp.asarray(out.shape[-1], out.dtype))
+
+    return head
+
+
+def pseudo_ntk(
+    apply_fn: Callable,
+    params: Any,
+    x1: Any,
+    x2: Any = None,
+    *,
+    variant: PntkVariant = "first",
+    implementation: Implementation = "auto",
+    vmap_axes: Any = None,
+    batch_size: int | None = None,
+) -> jax.Array:
+    """The pseudo-NTK: the eNTK of a single scalar summary of the ``k`` outputs.
+
+    ``pNTK(x1, x2) = <grad_w g(x1), grad_w g(x2)>`` with ``g = f_1`` (``variant="first"``)
+    or ``g = (1/sqrt k) sum_j f_j`` (``variant="sum"``, the "sum of logits" of
+    Mohamadi, Bae & Sutherland 2023). For a random read-out layer
+    ``E_w eNTK(x1, x2) = E_w[pNTK(x1, x2)] I_k``, and ``pNTK (x) I_k`` approximates the
+    eNTK with relative Frobenius error ``O(1/sqrt(width))`` at initialisation (the
+    talk's "pNTK motivation" slide). It is an ``(N1, N2)`` matrix: ``k^2`` times
+    smaller than the eNTK, and only one output's Jacobian is ever formed.
+
+    Not the same as ``empirical_ntk(..., trace_axes=(-1,))``, which averages the
+    ``k`` diagonal entries ``K_jj``: that needs all ``k`` Jacobians (cost ``O(k)``);
+    the pNTK needs one. See chapter 14.
+
+    Args:
+        apply_fn: ``f(params, x)`` returning ``(N, k)``.
+        params: parameters.
+        x1, x2: inputs; ``x2=None`` means ``x1``.
+        variant: ``"first"`` (first logit) or ``"sum"`` (sum of logits over ``sqrt k``).
+        implementation, vmap_axes, batch_size: as in :func:`empirical_ntk`.
+
+    Returns:
+        The ``(N1, N2)`` pNTK.
+
+    Raises:
+        ValueError: unknown variant, or anything :func:`empirical_ntk` rejects.
+    """
+    if variant not in PNTK_VARIANTS:
+        raise ValueError(f"variant must be one of {PNTK_VARIANTS}, got {variant!r}")
+    x1, x2 = _check_inputs(x1, x2)
+    out_shape = jax.eval_shape(apply_fn, params, x1[:1]).shape
+    if len(out_shape) != 2:
+        raise ValueError(f"apply_fn must return shape (N, k); got {out_shape} for one input")
+    k = empirical_ntk(_pntk_head(apply_fn, variant), params, x1, x2, implementation=implementation,
+                      vmap_axes=vmap_axes, batch_size=batch_size)
+    return k[..., 0, 0]
+
+
+def ntk_regression(
+    k_train_train: Any,
+    y_train: Any,
+    k_test_train: Any,
+    *,
+    f0_train: Any = None,
+    f0_test: Any = None,
+    ridge: float = 0.0,
+) -> jax.Array:
+    """Kernel regression on the residuals of an initial function, with an eNTK or a pNTK.
+
+    ``f(x) = f0(x) + K(x, X) K(X, X)^{-1} (Y - f0(X))``: the end point of gradient
+    flow on the square loss for the model linearised at ``w0`` (thesis eq. 2.61 at
+    ``t -> infinity``). Shaped as in the talk's "Kernel regression with pNTK" slide:
+
+    - full eNTK: ``k_train_train`` ``(N, N, k, k)``, ``k_test_train`` ``(M, N, k, k)``,
+      one ``N k x N k`` solve;
+    - pNTK (or any kernel proportional to ``I_k``): ``(N, N)`` and ``(M, N)``, one
+      ``N x N`` solve with the ``k`` residual columns as right-hand sides.
+
+    Args:
+        k_train_train, k_test_train: the kernels, both 2-D or both 4-D.
+        y_train: ``(N, k)`` targets (or ``(N,)`` for ``k = 1``).
+        f0_train: ``(N, k)`` initial outputs on the training inputs (default 0).
+        f0_test: ``(M, k)`` initial outputs on the test inputs (default 0).
+        ridge: non-negative diagonal regulariser (note that the eNTK and the pNTK are
+            on different scales; a ridge means different things for the two).
+
+    Returns:
+        ``(M, k)`` predictions.
+
+    Raises:
+        ValueError: inconsistent shapes or a negative ridge.
+    """
+    y = _check_targets(y_train)
+    n, out = y.shape
+    ktt, kxt = jnp.asarray(k_train_train), jnp.asarray(k_test_train)
+    if ktt.ndim != kxt.ndim or ktt.ndim not in (2, 4):
+        raise ValueError(f"k_train_train and k_test_train must both be 2-D (pNTK) or both 4-D (eNTK), "
+                         f"got shapes {ktt.shape} and {kxt.shape}")
+    if ridge < 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge}")
+    m = kxt.shape[0]
+    if kxt.shape[1:] != ((n,) if kxt.ndim == 2 else (n, out, out)):
+        raise ValueError(f"k_test_train must have shape (M, {n}{'' if kxt.ndim == 2 else f', {out}, {out}'}), got {kxt.shape}")
+    f0 = jnp.zeros_like(y) if f0_train is None else _check_targets(f0_train)
+    g0 = jnp.zeros((m, out), y.dtype) if f0_test is None else _check_targets(f0_test)
+    if f0.shape != y.shape:
+        raise ValueError(f"f0_train must have shape {y.shape}, got {f0.shape}")
+    if g0.shape != (m, out):
+        raise ValueError(f"f0_test must have shape {(m, out)}, got {g0.shape}")
+    mat, per_output = _flatten_kernel(ktt, y, "k_train_train")
+    reg = mat + ridge * jnp.eye(mat.shape[0], dtype=mat.dtype)
+    resid = y - f0
+    if per_output:
+        return g0 + kxt @ jax.scipy.linalg.solve(reg, resid, assume_a="pos")
+    coef = jax.scipy.linalg.solve(reg, resid.reshape(-1), assume_a="pos")
+    kx = kxt.transpose(0, 2, 1, 3).reshape(m * out, n * out)
+    return g0 + (kx @ coef).reshape(m, out)
+
+
+class KernelCost(NamedTuple):
+    """Cost of one kernel evaluation: best wall time over repeats (s), XLA's estimate
+    of the floating-point operations, its temporary buffer size for the compiled
+    computation and the size of the result (bytes)."""
+
+    seconds: float
+    flops: float
+    temp_bytes: int
+    output_bytes: int
+
+
+def kernel_cost(
+    apply_fn: Callable,
+    params: Any,
+    x: Any,
+    *,
+    kind: Literal["entk", "trace", "pntk"] = "entk",
+    repeats: int = 3,
+    vmap_axes: Any = 0,
+) -> KernelCost:
+    """Time and memory of the structured-derivatives kernel of ``apply_fn`` on ``x``.
+
+    ``kind`` is the full eNTK ``(N, N, k, k)``, its trace over outputs ``(N, N)``
+    (``trace_axes=(-1,)``), or the first-logit pNTK ``(N, N)``. The computation is
+    compiled once (not timed); the time is the best of ``repeats`` runs; the
+    operation count and the memory are what XLA reports for the compiled
+    executable (``Compiled.cost_analysis()`` and ``Compiled.memory_analysis()``:
+    temporary buffers, excluding inputs and outputs). A measuring tool for
+    chapter 14 and the benchmarks, not a unit-tested claim.
+    """
+    import time
+
+    if kind not in ("entk", "trace", "pntk"):
+        raise ValueError(f"kind must be 'entk', 'trace' or 'pntk', got {kind!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    x, _ = _check_inputs(x, None)
+    fn = _pntk_head(apply_fn, "first") if kind == "pntk" else apply_fn
+    kfn = _nt_kernel_fn(fn, "structured", (-1,) if kind == "trace" else (), (), vmap_axes)
+    compiled = kfn.lower(x, None, params).compile()
+    analysis = compiled.memory_analysis()
+    temp = int(getattr(analysis, "temp_size_in_bytes", 0)) if analysis is not None else 0
+    costs = compiled.cost_analysis()
+    costs = costs[0] if isinstance(costs, (list, tuple)) and costs else costs
+    flops = float(costs.get("flops", float("nan"))) if isinstance(costs, dict) else float("nan")
+    out = compiled(x, None, params)
+    out.block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        compiled(x, None, params).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return KernelCost(best, flops, temp, int(out.nbytes))

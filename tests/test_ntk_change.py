@@ -29,16 +29,16 @@ def test_depth_one_is_linear_regression_in_closed_form(data):
     lam = np.linalg.eigvalsh(K)[-1]
     S = len(y)
     for j, w in enumerate((0.5, 2.0)):
-        params = dispersion.init_mlp(jax.random.fold_in(key, 1), (5,), W_var=w, b_var=0.0)
+        params = dispersion.init_mlp(jax.random.fold_in(jax.random.fold_in(key, 1), 0), (5,), W_var=w, b_var=0.0)
         f0 = np.asarray(jax.vmap(dispersion.mlp_apply, in_axes=(None, 0))(params, jnp.asarray(x)), dtype=np.float64)
-        assert res.lam_max[0, j] == pytest.approx(lam, rel=1e-5)
+        assert res.lam_max[0, j, 0] == pytest.approx(lam, rel=1e-5)
         eta = 0.7 * S / lam
-        assert res.lr[0, j] == pytest.approx(eta, rel=1e-5)
+        assert res.lr[0, j, 0] == pytest.approx(eta, rel=1e-5)
         step = np.eye(S) - eta * K / S
         for r, t in enumerate(res.steps):
             resid = np.linalg.matrix_power(step, int(t)) @ (f0 - y)
-            assert res.loss[0, j, r] == pytest.approx(0.5 * np.mean(resid**2), rel=2e-4, abs=1e-7)
-        assert np.all(np.abs(res.rel_change[0, j]) < 1e-5)  # a linear model's NTK is constant
+            assert res.loss[0, j, 0, r] == pytest.approx(0.5 * np.mean(resid**2), rel=2e-4, abs=1e-7)
+        assert np.all(np.abs(res.rel_change[0, j, 0]) < 1e-5)  # a linear model's NTK is constant
     assert not res.diverged.any()
 
 
@@ -49,7 +49,8 @@ def test_matches_a_hand_written_training_loop(data):
     width, L, w, b = 9, 3, 1.7, 0.1
     res = ntk_change.train_grid(key, x, y, width=width, depths=(L,), W_vars=(w,), b_var=b, activation="tanh",
                                 steps=30, record_steps=(10,), lr_rule="per_network", fraction=0.5)
-    params = dispersion.init_mlp(jax.random.fold_in(key, L), (5,) + (width,) * (L - 1), W_var=w, b_var=b)
+    params = dispersion.init_mlp(jax.random.fold_in(jax.random.fold_in(key, L), 0), (5,) + (width,) * (L - 1),
+                                W_var=w, b_var=b)
     xj, yj = jnp.asarray(x), jnp.asarray(y)
 
     def loss(p):
@@ -58,7 +59,7 @@ def test_matches_a_hand_written_training_loop(data):
 
     K0 = np.asarray(dispersion.empirical_ntk_on(params, xj, "tanh"), dtype=np.float64)
     eta = 0.5 * len(y) / np.linalg.eigvalsh(K0)[-1]
-    assert res.lr[0, 0] == pytest.approx(eta, rel=1e-4)
+    assert res.lr[0, 0, 0] == pytest.approx(eta, rel=1e-4)
     losses, rels = [float(loss(params))], [0.0]
     for t in range(1, 31):
         g = jax.grad(loss)(params)
@@ -67,21 +68,23 @@ def test_matches_a_hand_written_training_loop(data):
             K = np.asarray(dispersion.empirical_ntk_on(params, xj, "tanh"), dtype=np.float64)
             rels.append(np.linalg.norm(K - K0) / np.linalg.norm(K0))
             losses.append(float(loss(params)))
-    np.testing.assert_allclose(res.loss[0, 0], losses, rtol=1e-3)
-    np.testing.assert_allclose(res.rel_change[0, 0], rels, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(res.loss[0, 0, 0], losses, rtol=1e-3)
+    np.testing.assert_allclose(res.rel_change[0, 0, 0], rels, rtol=1e-3, atol=1e-6)
     assert rels[-1] > 1e-3  # the oracle is not trivially zero: this network's NTK does move
-    assert res.min_loss[0, 0] <= min(losses) * (1 + 1e-4)
+    assert res.min_loss[0, 0, 0] <= min(losses) * (1 + 1e-4)
 
 
 def test_shared_rate_is_set_by_the_largest_kernel(data):
     x, y = data
     res = ntk_change.train_grid(jax.random.PRNGKey(0), x, y, width=8, depths=(2, 4), W_vars=(1.0, 3.0),
-                                steps=2, lr_rule="shared", fraction=1.0)
+                                steps=2, lr_rule="shared", fraction=1.0, n_seeds=2)
+    assert res.lr.shape == (2, 2, 2) and res.rel_change.shape == (2, 2, 2, 2)
+    assert res.lam_max[0, 0, 0] != res.lam_max[0, 0, 1]  # the two seeds are different networks
     scaled = res.lr * res.lam_max / len(y)  # eta lambda_max / S, the step's size against stability
     assert np.all(res.lr == res.lr[0, 0])
     assert scaled.max() == pytest.approx(1.0, rel=1e-6)
     assert np.all(scaled <= 1.0 + 1e-6)
-    assert np.unravel_index(np.argmax(res.lam_max), res.lam_max.shape) == (1, 1)  # deepest, most chaotic
+    assert np.unravel_index(np.argmax(res.lam_max), res.lam_max.shape)[:2] == (1, 1)  # deepest, most chaotic
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -96,6 +99,7 @@ def test_shared_rate_is_set_by_the_largest_kernel(data):
     (dict(record_steps=(11,)), "record_steps"),
     (dict(lr_rule="adaptive"), "lr_rule"),
     (dict(fraction=2.0), "fraction"),
+    (dict(n_seeds=0), "n_seeds"),
 ])
 def test_bad_inputs_raise_before_training(data, kwargs, match):
     x, y = data

@@ -25,7 +25,7 @@ orders of magnitude across the grid (it grows like ``chi_1^L``). Two rules:
   change" from "the network did not train".
 
 All ``sigma_w^2`` of one depth are trained together (``vmap``), with one
-compilation per depth; the steps between two records run in one ``lax.scan``.
+compilation per depth; the steps between two records run in one compiled loop.
 """
 
 from __future__ import annotations
@@ -44,14 +44,14 @@ LR_RULES: tuple[str, ...] = ("shared", "per_network")
 
 
 class GridResult(NamedTuple):
-    """Results of :func:`train_grid`; axes ``(depth, sigma_w^2[, record])``.
+    """Results of :func:`train_grid`; axes ``(depth, sigma_w^2, seed[, record])``.
 
     ``depths``, ``W_vars``, ``steps``: the grid and the record steps (``steps[0] = 0``
-    is the initialisation). ``rel_change[d, w, r]``: ``||Theta_t - Theta_0||_F /
-    ||Theta_0||_F`` after ``steps[r]`` steps. ``loss[d, w, r]``: the loss then.
-    ``min_loss[d, w]``: the lowest loss seen at any step. ``lam_max[d, w]``: the largest
-    eigenvalue of ``Theta_0``. ``lr[d, w]``: the learning rate used. ``diverged[d, w]``:
-    the loss became non-finite.
+    is the initialisation). ``rel_change[d, w, s, r]``: ``||Theta_t - Theta_0||_F /
+    ||Theta_0||_F`` after ``steps[r]`` steps. ``loss[d, w, s, r]``: the loss then.
+    ``min_loss[d, w, s]``: the lowest loss seen at any step. ``lam_max[d, w, s]``: the
+    largest eigenvalue of ``Theta_0``. ``lr[d, w, s]``: the learning rate used.
+    ``diverged[d, w, s]``: the loss or the kernel became non-finite.
     """
 
     depths: np.ndarray
@@ -112,23 +112,23 @@ def _compiled(widths: tuple[int, ...], activation: str):
         return 0.5 * jnp.mean((outputs(p, x) - y) ** 2)
 
     @jax.jit
-    def init(key, W_vars, b_var):
-        return jax.vmap(lambda w: dispersion.init_mlp(key, widths, W_var=w, b_var=b_var))(W_vars)
+    def init(keys, W_vars, b_var):
+        return jax.vmap(lambda k, w: dispersion.init_mlp(k, widths, W_var=w, b_var=b_var))(keys, W_vars)
 
     @jax.jit
     def ntk(P, x):  # one network at a time: the Jacobians of the whole grid need not fit at once
         return jax.lax.map(lambda p: dispersion.empirical_ntk_on(p, x, activation), P)
 
-    @functools.partial(jax.jit, static_argnums=4)
-    def train(P, lrs, x, y, n):
+    @jax.jit
+    def train(P, lrs, x, y, n):  # n is traced: one compilation serves every segment length
         def one(p, eta):
-            def step(carry, _):
+            def step(_, carry):
                 p, best = carry
                 value, g = jax.value_and_grad(loss)(p, x, y)
                 p = jax.tree_util.tree_map(lambda a, b: a - eta * b, p, g)
-                return (p, jnp.fmin(best, value)), None
+                return p, jnp.fmin(best, value)
 
-            (p, best), _ = jax.lax.scan(step, (p, jnp.float32(jnp.inf)), None, length=n)
+            p, best = jax.lax.fori_loop(0, n, step, (p, jnp.float32(jnp.inf)))
             return p, jnp.fmin(best, loss(p, x, y))
 
         return jax.vmap(one)(P, lrs)
@@ -150,6 +150,7 @@ def train_grid(
     record_steps: Sequence[int] | None = None,
     lr_rule: str = "shared",
     fraction: float = 1.0,
+    n_seeds: int = 1,
 ) -> GridResult:
     """Train one network per ``(depth, sigma_w^2)`` by full-batch GD and record its NTK change.
 
@@ -157,9 +158,9 @@ def train_grid(
     training set, ``||Theta_t - Theta_0||_F / ||Theta_0||_F``, and the minimal loss.
 
     Args:
-        key: PRNG key; depth ``L`` initialises with ``fold_in(key, L)``, the same draw
-            for every ``sigma_w^2`` (rescaled), so neighbouring cells differ only by
-            ``sigma_w^2``.
+        key: PRNG key; seed ``s`` of depth ``L`` initialises with
+            ``fold_in(fold_in(key, L), s)``, the same draw for every ``sigma_w^2``
+            (rescaled), so neighbouring cells differ only by ``sigma_w^2``.
         x: ``(S, n0)`` training inputs; y: ``(S,)`` scalar targets.
         width: hidden width ``M`` (constant); the input layer maps ``n0 -> M``.
         depths: network depths ``L >= 1`` (``L`` weight layers, ``L - 1`` hidden layers).
@@ -170,6 +171,7 @@ def train_grid(
         lr_rule: ``"shared"`` (one rate for the grid) or ``"per_network"`` (see module doc).
         fraction: the learning rate as a fraction of ``S / lambda_max``, in ``(0, 2)``
             (2 is the stability limit of GD on a quadratic).
+        n_seeds: independent networks per cell (trained together with the others).
 
     Returns:
         A :class:`GridResult` (NumPy arrays).
@@ -187,13 +189,17 @@ def train_grid(
         raise ValueError(f"lr_rule must be one of {LR_RULES}, got {lr_rule!r}")
     if not (isinstance(fraction, (int, float, np.floating)) and 0 < fraction < 2):
         raise ValueError(f"fraction must be a number in (0, 2), got {fraction!r}")
+    n_seeds = _positive_int(n_seeds, "n_seeds")
 
     S, n0 = x.shape
-    wv = jnp.asarray(W_vars, dtype=jnp.float32)
-    nets, kernels0, lam = [], [], np.zeros((depths.size, W_vars.size))
+    G = W_vars.size * n_seeds  # networks per depth, sigma_w^2-major
+    wv = jnp.repeat(jnp.asarray(W_vars, dtype=jnp.float32), n_seeds)
+    seeds = jnp.tile(jnp.arange(n_seeds), W_vars.size)
+    nets, kernels0, lam = [], [], np.zeros((depths.size, G))
     for i, L in enumerate(depths):  # initialisations and initial NTKs first: the shared rate needs them all
         init, ntk, _, _ = _compiled((n0,) + (width,) * (int(L) - 1), activation)
-        P = init(jax.random.fold_in(key, int(L)), wv, jnp.float32(b_var))
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.fold_in(key, int(L)), seeds)
+        P = init(keys, wv, jnp.float32(b_var))
         K0 = ntk(P, x)
         lam[i] = np.asarray(jnp.linalg.eigvalsh(K0)[:, -1])
         nets.append(P)
@@ -202,23 +208,25 @@ def train_grid(
     lr = np.broadcast_to(lr, lam.shape).astype(np.float64)
 
     n_rec = rec.size
-    rel = np.zeros((depths.size, W_vars.size, n_rec))
+    rel = np.zeros((depths.size, G, n_rec))
     losses = np.zeros_like(rel)
     best = np.full(lam.shape, np.inf)
     with progress.bar(depths.size * (n_rec - 1), desc=f"train {activation} grid ({lr_rule} rate)") as bar:
         for i, L in enumerate(depths):
             _, ntk, train, loss = _compiled((n0,) + (width,) * (int(L) - 1), activation)
             P, K0 = nets[i], kernels0[i]
-            k0_norm = jnp.linalg.norm(K0.reshape(W_vars.size, -1), axis=1)
+            k0_norm = jnp.linalg.norm(K0.reshape(G, -1), axis=1)
             losses[i, :, 0] = np.asarray(loss(P, x, y))
             for r in range(1, n_rec):
-                P, seg_best = train(P, jnp.asarray(lr[i], dtype=jnp.float32), x, y, int(rec[r] - rec[r - 1]))
+                P, seg_best = train(P, jnp.asarray(lr[i], dtype=jnp.float32), x, y, jnp.int32(rec[r] - rec[r - 1]))
                 best[i] = np.fmin(best[i], np.asarray(seg_best))
                 K = ntk(P, x)
-                rel[i, :, r] = np.asarray(jnp.linalg.norm((K - K0).reshape(W_vars.size, -1), axis=1) / k0_norm)
+                rel[i, :, r] = np.asarray(jnp.linalg.norm((K - K0).reshape(G, -1), axis=1) / k0_norm)
                 losses[i, :, r] = np.asarray(loss(P, x, y))
                 bar.update(1)
     diverged = ~np.isfinite(losses).all(axis=2) | ~np.isfinite(rel).all(axis=2)
-    return GridResult(depths=depths, W_vars=W_vars, steps=rec, rel_change=rel, loss=losses,
-                      min_loss=np.fmin(best, losses.min(axis=2, initial=np.inf)), lam_max=lam, lr=lr,
-                      diverged=diverged)
+    min_loss = np.fmin(best, losses.min(axis=2, initial=np.inf))
+    cell = (depths.size, W_vars.size, n_seeds)
+    return GridResult(depths=depths, W_vars=W_vars, steps=rec, rel_change=rel.reshape(cell + (n_rec,)),
+                      loss=losses.reshape(cell + (n_rec,)), min_loss=min_loss.reshape(cell),
+                      lam_max=lam.reshape(cell), lr=lr.reshape(cell), diverged=diverged.reshape(cell))

@@ -120,3 +120,21 @@ def test_pntk_section(pntk_result):
         # Output sizes follow from the shapes alone: N^2 k^2 floats for the full eNTK, N^2 otherwise.
         k2 = r["classes"] ** 2 if r["kind"] == "entk" else 1
         assert r["output_bytes"] == 4 * res["n"] ** 2 * k2, r
+
+
+def test_harness_wrappers_keep_their_keys():
+    # benchmarks/*.py and the committed results JSON read these keys; the values come from ntkbook.timing.
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks import harness
+
+    a, b = jnp.ones((3, 5)), jnp.ones((5, 7))
+    stats = harness.compiled_stats(jax.jit(jnp.matmul), a, b)
+    assert set(stats) == {"compile_s", "flops", "argument_bytes", "output_bytes", "temp_bytes", "peak_bytes"}
+    assert stats["flops"] == 2 * 3 * 5 * 7 and stats["output_bytes"] == 4 * 3 * 7
+    calls = []
+    t = harness.timeit(lambda: calls.append(1) or a, repeats=2, warmup=3)
+    assert set(t) == {"median_s", "min_s", "times_s"} and len(t["times_s"]) == 2 and len(calls) == 5
+    with pytest.raises(ValueError, match="warmup"):
+        harness.timeit(lambda: a, warmup=-1)

@@ -138,3 +138,25 @@ def test_harness_wrappers_keep_their_keys():
     assert set(t) == {"median_s", "min_s", "times_s"} and len(t["times_s"]) == 2 and len(calls) == 5
     with pytest.raises(ValueError, match="warmup"):
         harness.timeit(lambda: a, warmup=-1)
+
+
+def test_merge_replaces_only_the_retimed_rows():
+    old = [{"preset": "ci", "rows": [{"chapter": "01_a", "seconds": 10.0}, {"chapter": "02_b", "seconds": 20.0}]},
+           {"preset": "book", "rows": [{"chapter": "01_a", "seconds": 100.0}]}]
+    new = [{"preset": "ci", "rows": [{"chapter": "02_b", "seconds": 25.0}]},
+           {"preset": "book", "rows": [{"chapter": "03_c", "seconds": 300.0}]}]
+    stamp = {"date": "d", "git_commit": "c"}
+    merged = chapters.merge(old, new, stamp)
+    ci = {r["chapter"]: r for r in merged[0]["rows"]}
+    assert ci["01_a"] == {"chapter": "01_a", "seconds": 10.0}  # untouched, no stamp
+    assert ci["02_b"]["seconds"] == 25.0 and ci["02_b"]["remeasured"] == stamp
+    assert [r["chapter"] for r in merged[1]["rows"]] == ["01_a", "03_c"]
+    assert old[0]["rows"][1]["seconds"] == 20.0  # the input is not modified
+
+
+def test_run_rejects_unknown_chapters(capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--chapters", "99_none", "--out", "/tmp/never-written.json"])
+    assert "--chapters" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run.main(["--chapters", "01_lazy", "--sections", "entk", "--out", "/tmp/never-written.json"])

@@ -15,6 +15,7 @@ Modules (one concept each):
 - :mod:`ntkbook.lazy`     laziness diagnostics: gradient norm, Hessian operator norm
 - :mod:`ntkbook.trace`    the eNTK trace: exact, Hutchinson (JVP) and finite-difference estimators
 - :mod:`ntkbook.svm`      hard-margin kernel SVM and the trace approximation of its optimum
+- :mod:`ntkbook.transformer` a one-layer ReLU transformer in plain JAX (modular-addition grokking)
 - :mod:`ntkbook.progress` progress bars, or one summary line per loop in the static book
 - :mod:`ntkbook.plotting` style, palette, animations (the only matplotlib user)
 """

@@ -178,6 +178,26 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             anim_frames=20,
         ),
     },
+    "08_grokking": {
+        "ci": dict(
+            p=47, train_fraction=0.5, hidden=(128, 128), lr=3e-3, weight_decay=1.0, steps=4000, records=41,
+            trace_n=128, perturb_eps=0.1, perturb_probes=4, acc_jump=0.9, settle_rtol=0.05,
+            tf_p=47, tf_fraction=0.5, tf_d_model=64, tf_heads=4, tf_steps=2000, tf_lr=3e-3, tf_records=21,
+            anim_frames=10,
+        ),
+        "book": dict(
+            p=97, train_fraction=0.4, hidden=(256, 256), lr=1e-3, weight_decay=1.0, steps=6000, records=61,
+            trace_n=256, perturb_eps=0.1, perturb_probes=8, acc_jump=0.9, settle_rtol=0.05,
+            tf_p=47, tf_fraction=0.5, tf_d_model=64, tf_heads=4, tf_steps=4000, tf_lr=3e-3, tf_records=41,
+            anim_frames=20,
+        ),
+        "paper": dict(
+            p=113, train_fraction=0.3, hidden=(512, 512), lr=1e-3, weight_decay=1.0, steps=20000, records=81,
+            trace_n=512, perturb_eps=0.1, perturb_probes=16, acc_jump=0.9, settle_rtol=0.05,
+            tf_p=113, tf_fraction=0.3, tf_d_model=128, tf_heads=4, tf_steps=20000, tf_lr=1e-3, tf_records=81,
+            anim_frames=30,
+        ),
+    },
 }
 
 

@@ -37,7 +37,7 @@ unexport MPLBACKEND
 # The static book shows one summary line per training loop, not a frozen widget bar.
 export NTKBOOK_PROGRESS ?= summary
 
-.PHONY: book test venv unit notebooks html browser browser-deps colab screenshots clean distclean
+.PHONY: book test venv unit notebooks html browser browser-deps colab screenshots bench bench-quick clean distclean
 # The steps depend on each other's outputs; each is parallel inside.
 .NOTPARALLEL:
 
@@ -74,7 +74,7 @@ notebooks: venv
 	mkdir -p $(STAGE)
 	cp -r book $(STAGE)/
 	NTKBOOK_PRESET=$(PRESET) $(BIN)/python -m pytest -q -p no:cacheprovider -n $(JOBS) \
-		--nbmake --overwrite --nbmake-timeout=$(CELL_TIMEOUT) $(STAGE)/book
+		--nbmake --overwrite --nbmake-timeout=$(CELL_TIMEOUT) --durations=0 $(STAGE)/book
 
 # Build the HTML from the staged, executed notebooks. The configuration, the
 # pages that are not notebooks and the Sphinx extension in tools/ are copied
@@ -110,6 +110,16 @@ $(NODE_STAMP): integration/package.json integration/package-lock.json
 # The Colab setup cell, run in a fresh virtual environment against this checkout.
 colab: venv
 	$(BIN)/python -m pytest integration/test_colab_setup.py -q -p no:cacheprovider
+
+# Benchmarks (benchmarks/, rendered by appendix A): results go to
+# benchmarks/results/latest.json, section by section. `make bench` runs every
+# section at full size, chapters at the ci and book presets included (about an
+# hour on 2 cores); `make bench-quick` runs the kernel sections small (< 5 min).
+bench: venv
+	$(BIN)/python -m benchmarks.run --size full $(if $(SECTIONS),--sections $(SECTIONS))
+
+bench-quick: venv
+	$(BIN)/python -m benchmarks.run --size quick $(if $(SECTIONS),--sections $(SECTIONS))
 
 # Copy two pictures from the last browser run into docs/screenshots (README).
 screenshots: venv

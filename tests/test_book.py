@@ -112,6 +112,19 @@ def test_every_citation_exists_in_the_bibliography():
                 assert key.strip() in keys, f"{page.name} cites unknown key {key!r}"
 
 
+def test_bibliography_parses_with_unique_keys():
+    # What sphinxcontrib-bibtex will read: a merge that interleaves two entries fails here,
+    # in a second, instead of in the HTML build.
+    from pybtex.database import parse_file
+
+    bib = ROOT / "references.bib"
+    db = parse_file(str(bib))
+    keys = re.findall(r"^@\w+\{([^,]+),", bib.read_text(), flags=re.M)
+    assert len(keys) == len(set(keys)) == len(db.entries), "duplicate or unparsed bibliography entries"
+    for key, entry in db.entries.items():
+        assert "title" in entry.fields and "year" in entry.fields, f"{key} lacks a title or year"
+
+
 # --- static interactivity: every widget has a counterpart the static book can show -------------
 
 # An ipywidgets control, or an interactive view built from controls or a function.

@@ -12,9 +12,14 @@ Modules (one concept each):
 - :mod:`ntkbook.kernels`  empirical and infinite NTKs, kernel regression and flow
 - :mod:`ntkbook.train`    optax training loops with recording and progress bars
 - :mod:`ntkbook.metrics`  power-law fits, norms and distances, kernel and margin measures
+- :mod:`ntkbook.meanfield` mean-field signal propagation: q/c maps, chi_1, phases, NTK dispersion
+- :mod:`ntkbook.dispersion` Monte Carlo NTK dispersion of finite deep MLPs at initialisation
 - :mod:`ntkbook.lazy`     laziness diagnostics: gradient norm, Hessian operator norm
 - :mod:`ntkbook.trace`    the eNTK trace: exact, Hutchinson (JVP) and finite-difference estimators
 - :mod:`ntkbook.svm`      hard-margin kernel SVM and the trace approximation of its optimum
+- :mod:`ntkbook.scaling`  learning curves of a network, its eNTK and its infinite NTK; after-kernels
+- :mod:`ntkbook.dynamics` one-step A K G decomposition, preference losses, look-ahead active learning
+- :mod:`ntkbook.collapse` block-structured kernels and the gradient-flow ODE of neural collapse
 - :mod:`ntkbook.transformer` a one-layer ReLU transformer in plain JAX (modular-addition grokking)
 - :mod:`ntkbook.progress` progress bars, or one summary line per loop in the static book
 - :mod:`ntkbook.plotting` style, palette, animations (the only matplotlib user)

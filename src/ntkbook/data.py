@@ -247,3 +247,153 @@ def one_hot_pairs(pairs: np.ndarray, p: int) -> np.ndarray:
     if pairs.ndim != 2 or pairs.shape[1] != 2:
         raise ValueError(f"pairs must have shape (n, 2), got {pairs.shape}")
     return np.concatenate([one_hot(pairs[:, 0], p), one_hot(pairs[:, 1], p)], axis=1)
+
+
+# --- teacher and single-index tasks (chapter 10) ---
+LINKS: tuple[str, ...] = ("even", "sign", "cubic")
+# |z| exceeds this with probability 1/2 for z ~ N(0, 1): the median of |z|,
+# Phi^{-1}(3/4) = 0.6744897501960817, makes the "even" task balanced.
+_EVEN_THRESHOLD = 0.6744897501960817
+
+
+class HeldOutSplit(NamedTuple):
+    """Train, validation (for early stopping) and test sets; labels are +-1 floats."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def random_direction(dim: int, key: jax.Array) -> np.ndarray:
+    """A unit vector drawn uniformly from the sphere in ``R^dim`` (float32)."""
+    dim = _positive_int(dim, "dim")
+    _check_key(key)
+    v = np.asarray(jax.random.normal(key, (dim,)), dtype=np.float64)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def _link(link: str, z: np.ndarray) -> np.ndarray:
+    if link == "even":
+        out = np.abs(z) > _EVEN_THRESHOLD
+    elif link == "sign":
+        out = z > 0
+    elif link == "cubic":
+        out = z**3 - 3.0 * z > 0  # sign of the Hermite polynomial He_3
+    else:
+        raise ValueError(f"link must be one of {LINKS}, got {link!r}")
+    return np.where(out, 1.0, -1.0).astype(np.float32)
+
+
+def single_index(n: int, key: jax.Array, direction: np.ndarray, *, link: str = "even") -> tuple[np.ndarray, np.ndarray]:
+    """A binary single-index task: ``x ~ N(0, I_d)``, ``y = g(<w, x>)`` in {-1, +1}.
+
+    The label depends on the input only through its projection ``z = <w, x>`` on
+    one unit direction ``w``; the other ``d - 1`` directions are irrelevant. A
+    network that learns ``w`` solves a one-dimensional problem, while a
+    rotation-invariant kernel has to find ``w`` from ``d``-dimensional data
+    (chapter 10). Links ``g``:
+
+    - ``"even"``: ``+1`` if ``|z| > Phi^{-1}(3/4)`` (balanced; no linear part,
+      so a kernel must learn a degree-2 function of ``x``);
+    - ``"sign"``: ``sign(z)``, a half-space (the "stripe" of Paccolat et al. 2021);
+    - ``"cubic"``: ``sign(z^3 - 3 z)``, the sign of the Hermite polynomial ``He_3``.
+
+    Args:
+        n: number of samples.
+        key: PRNG key for the inputs.
+        direction: the unit vector ``w`` of shape ``(d,)`` (e.g. :func:`random_direction`).
+        link: ``"even"``, ``"sign"`` or ``"cubic"``.
+
+    Returns:
+        ``(x, y)``: float32 inputs ``(n, d)`` and float32 labels ``(n,)`` in {-1, +1}.
+
+    Raises:
+        ValueError: ``n`` not positive, ``direction`` not a unit vector, unknown link.
+        TypeError: ``key`` is not a PRNG key.
+    """
+    n = _positive_int(n, "n")
+    _check_key(key)
+    w = np.asarray(direction, dtype=np.float32)
+    if w.ndim != 1 or w.size < 1 or not np.all(np.isfinite(w)) or abs(float(np.linalg.norm(w)) - 1.0) > 1e-4:
+        raise ValueError(f"direction must be a unit vector of shape (d,), got shape {w.shape} "
+                         f"and norm {float(np.linalg.norm(w)) if w.size else 0.0:.4g}")
+    if link not in LINKS:
+        raise ValueError(f"link must be one of {LINKS}, got {link!r}")
+    x = np.asarray(jax.random.normal(key, (n, w.size)), dtype=np.float32)
+    return x, _link(link, x @ w)
+
+
+def single_index_split(
+    n_train: int, n_val: int, n_test: int, key: jax.Array, direction: np.ndarray, *, link: str = "even"
+) -> HeldOutSplit:
+    """Independent train / validation / test draws of :func:`single_index`.
+
+    The three sets come from independent sub-keys of ``key``, so one key with
+    several ``n_train`` gives the same validation and test sets.
+    """
+    for value, name in ((n_train, "n_train"), (n_val, "n_val"), (n_test, "n_test")):
+        _positive_int(value, name)
+    _check_key(key)
+    k_train, k_val, k_test = (jax.random.fold_in(key, i) for i in range(3))
+    return HeldOutSplit(*single_index(n_train, k_train, direction, link=link),
+                        *single_index(n_val, k_val, direction, link=link),
+                        *single_index(n_test, k_test, direction, link=link))
+
+
+def digits_parity_split(
+    n_train: int, n_val: int, n_test: int, key: jax.Array, *, normalize: Normalize = "sphere"
+) -> HeldOutSplit:
+    """Digits parity: even digits ``+1``, odd digits ``-1``; disjoint, parity-balanced sets.
+
+    The real-data companion of the single-index task (the paper's SVHN-parity
+    task, at the size of scikit-learn's digits). Each set holds (within one) as
+    many even as odd digits. For a fixed ``key`` the validation and test sets do
+    not depend on ``n_train`` and the training sets are nested (the first
+    ``n_train`` of one shuffled pool), so a learning curve adds data to one set.
+
+    Args:
+        n_train, n_val, n_test: sizes of the three sets.
+        key: PRNG key of the partition.
+        normalize: as in :func:`digits`.
+
+    Returns:
+        A :class:`HeldOutSplit` with float32 inputs ``(n, 64)`` and labels in {-1, +1}.
+
+    Raises:
+        ValueError: a size is not positive, or the sizes need more digits of one
+            parity than there are.
+    """
+    sizes = [_positive_int(v, name) for v, name in ((n_train, "n_train"), (n_val, "n_val"), (n_test, "n_test"))]
+    _check_key(key)
+    x, digit = digits(normalize=normalize)
+    parity = np.where(digit % 2 == 0, 1.0, -1.0).astype(np.float32)
+    pools = []
+    for p, k in zip((1.0, -1.0), jax.random.split(key, 2)):
+        idx = np.flatnonzero(parity == p)
+        pools.append(idx[np.asarray(jax.random.permutation(k, len(idx)))])
+    halves = lambda size: ((size + 1) // 2, size // 2)  # noqa: E731  (even, odd) counts
+    need = np.sum([halves(s) for s in sizes], axis=0)
+    for j, name in enumerate(("even", "odd")):
+        if need[j] > len(pools[j]):
+            raise ValueError(f"n_train + n_val + n_test = {sum(sizes)} needs {need[j]} {name} digits; "
+                             f"only {len(pools[j])} exist")
+
+    def interleave(even: np.ndarray, odd: np.ndarray) -> np.ndarray:
+        # even, odd, even, odd, ...: every prefix is balanced within one.
+        out = np.empty(len(even) + len(odd), dtype=np.int64)
+        out[0:2 * len(odd):2], out[1:2 * len(odd):2] = even[: len(odd)], odd
+        out[2 * len(odd):] = even[len(odd):]
+        return out
+
+    # Test first, then validation, from the front of each parity's shuffled pool;
+    # the training set is a prefix of what remains, so it does not move the others.
+    (te_e, te_o), (va_e, va_o) = halves(n_test), halves(n_val)
+    test = interleave(pools[0][:te_e], pools[1][:te_o])
+    val = interleave(pools[0][te_e:te_e + va_e], pools[1][te_o:te_o + va_o])
+    rest_e, rest_o = pools[0][te_e + va_e:], pools[1][te_o + va_o:]
+    m = min(len(rest_e), len(rest_o))
+    train = interleave(rest_e[: m + (len(rest_e) > m)], rest_o[:m])[:n_train]
+    return HeldOutSplit(x[train], parity[train], x[val], parity[val], x[test], parity[test])

@@ -319,32 +319,64 @@ def _check_targets(y: Any) -> jax.Array:
 
 
 def kernel_regression(
-    k_train_train: Any, y_train: Any, k_test_train: Any, *, ridge: float = 0.0
+    k_train_train: Any,
+    y_train: Any,
+    k_test_train: Any,
+    *,
+    f0_train: Any = None,
+    f0_test: Any = None,
+    ridge: float = 0.0,
 ) -> jax.Array:
-    """Kernel (ridge) regression: ``K(x, X) (K(X, X) + ridge I)^{-1} Y``.
+    """Kernel (ridge) regression, optionally on the residuals of an initial function.
 
-    The ``t -> infinity`` limit of kernel gradient flow from zero (thesis eq. 2.61).
+    ``f(x) = f0(x) + K(x, X) (K(X, X) + ridge I)^{-1} (Y - f0(X))``: the end point of
+    gradient flow on the square loss for the model linearised at ``w0`` (thesis
+    eq. 2.61 at ``t -> infinity``; with ``f0 = 0`` it is plain kernel regression). Shaped as in the talk's "Kernel regression with pNTK" slide:
+
+    - full eNTK: ``k_train_train`` ``(N, N, k, k)``, ``k_test_train`` ``(M, N, k, k)``,
+      one ``N k x N k`` solve;
+    - pNTK (or any kernel proportional to ``I_k``): ``(N, N)`` and ``(M, N)``, one
+      ``N x N`` solve with the ``k`` residual columns as right-hand sides.
 
     Args:
-        k_train_train: ``(N, N)`` kernel on the training inputs.
-        y_train: ``(N,)`` or ``(N, k)`` targets.
-        k_test_train: ``(M, N)`` kernel between test and training inputs.
-        ridge: non-negative diagonal regulariser.
+        k_train_train, k_test_train: the kernels, both 2-D or both 4-D.
+        y_train: ``(N, k)`` targets (or ``(N,)`` for ``k = 1``).
+        f0_train: ``(N, k)`` initial outputs on the training inputs (default 0).
+        f0_test: ``(M, k)`` initial outputs on the test inputs (default 0).
+        ridge: non-negative diagonal regulariser (note that the eNTK and the pNTK are
+            on different scales; a ridge means different things for the two).
 
     Returns:
-        Predictions of shape ``(M, k)``.
+        ``(M, k)`` predictions.
+
+    Raises:
+        ValueError: inconsistent shapes or a negative ridge.
     """
     y = _check_targets(y_train)
-    k, _ = _flatten_kernel(jnp.asarray(k_train_train), y, "k_train_train")
-    if k.shape[0] != y.shape[0]:
-        raise ValueError("kernel_regression takes (N, N) kernels (use trace_axes=(-1,))")
-    kx = jnp.asarray(k_test_train)
-    if kx.ndim != 2 or kx.shape[1] != y.shape[0]:
-        raise ValueError(f"k_test_train must have shape (M, {y.shape[0]}), got {kx.shape}")
+    n, out = y.shape
+    ktt, kxt = jnp.asarray(k_train_train), jnp.asarray(k_test_train)
+    if ktt.ndim != kxt.ndim or ktt.ndim not in (2, 4):
+        raise ValueError(f"k_train_train and k_test_train must both be 2-D (pNTK) or both 4-D (eNTK), "
+                         f"got shapes {ktt.shape} and {kxt.shape}")
     if ridge < 0:
         raise ValueError(f"ridge must be >= 0, got {ridge}")
-    reg = k + ridge * jnp.eye(k.shape[0], dtype=k.dtype)
-    return kx @ jax.scipy.linalg.solve(reg, y, assume_a="pos")
+    m = kxt.shape[0]
+    if kxt.shape[1:] != ((n,) if kxt.ndim == 2 else (n, out, out)):
+        raise ValueError(f"k_test_train must have shape (M, {n}{'' if kxt.ndim == 2 else f', {out}, {out}'}), got {kxt.shape}")
+    f0 = jnp.zeros_like(y) if f0_train is None else _check_targets(f0_train)
+    g0 = jnp.zeros((m, out), y.dtype) if f0_test is None else _check_targets(f0_test)
+    if f0.shape != y.shape:
+        raise ValueError(f"f0_train must have shape {y.shape}, got {f0.shape}")
+    if g0.shape != (m, out):
+        raise ValueError(f"f0_test must have shape {(m, out)}, got {g0.shape}")
+    mat, per_output = _flatten_kernel(ktt, y, "k_train_train")
+    reg = mat + ridge * jnp.eye(mat.shape[0], dtype=mat.dtype)
+    resid = y - f0
+    if per_output:
+        return g0 + kxt @ jax.scipy.linalg.solve(reg, resid, assume_a="pos")
+    coef = jax.scipy.linalg.solve(reg, resid.reshape(-1), assume_a="pos")
+    kx = kxt.transpose(0, 2, 1, 3).reshape(m * out, n * out)
+    return g0 + (kx @ coef).reshape(m, out)
 
 
 class FlowPrediction(NamedTuple):
@@ -446,3 +478,231 @@ def gradient_flow_mse(
         train = train[0]
         test = None if test is None else test[0]
     return FlowPrediction(train, test)
+
+
+# --- pseudo-NTK (chapters 13-15) ---
+PntkVariant = Literal["first", "sum"]
+PNTK_VARIANTS: tuple[str, ...] = ("first", "sum")
+
+
+@functools.lru_cache(maxsize=64)
+def _pntk_head(apply_fn: Callable, variant: str) -> Callable:
+    """One scalar-output function per ``(apply_fn, variant)``, so that repeated calls
+    reuse neural-tangents' compiled kernel function (it is cached on the function)."""
+    if variant == "first":
+
+        def head(params, x, **kwargs):
+            return apply_fn(params, x, **kwargs)[:, :1]
+
+    else:
+
+        def head(params, x, **kwargs):
+            out = apply_fn(params, x, **kwargs)
+            return jnp.sum(out, axis=-1, keepdims=True) / jnp.sqrt(jnp.asarray(out.shape[-1], out.dtype))
+
+    return head
+
+
+def pseudo_ntk(
+    apply_fn: Callable,
+    params: Any,
+    x1: Any,
+    x2: Any = None,
+    *,
+    variant: PntkVariant = "first",
+    implementation: Implementation = "auto",
+    vmap_axes: Any = None,
+    batch_size: int | None = None,
+) -> jax.Array:
+    """The pseudo-NTK: the eNTK of a single scalar summary of the ``k`` outputs.
+
+    ``pNTK(x1, x2) = <grad_w g(x1), grad_w g(x2)>`` with ``g = f_1`` (``variant="first"``)
+    or ``g = (1/sqrt k) sum_j f_j`` (``variant="sum"``, the "sum of logits" of
+    Mohamadi, Bae & Sutherland 2023). For a random read-out layer
+    ``E_w eNTK(x1, x2) = E_w[pNTK(x1, x2)] I_k``, and ``pNTK (x) I_k`` approximates the
+    eNTK with relative Frobenius error ``O(1/sqrt(width))`` at initialisation (the
+    talk's "pNTK motivation" slide). It is an ``(N1, N2)`` matrix: ``k^2`` times
+    smaller than the eNTK, and only one output's Jacobian is ever formed.
+
+    Not the same as ``empirical_ntk(..., trace_axes=(-1,))``, which averages the
+    ``k`` diagonal entries ``K_jj``: that needs all ``k`` Jacobians (cost ``O(k)``);
+    the pNTK needs one. See chapter 14.
+
+    Args:
+        apply_fn: ``f(params, x)`` returning ``(N, k)``.
+        params: parameters.
+        x1, x2: inputs; ``x2=None`` means ``x1``.
+        variant: ``"first"`` (first logit) or ``"sum"`` (sum of logits over ``sqrt k``).
+        implementation, vmap_axes, batch_size: as in :func:`empirical_ntk`.
+
+    Returns:
+        The ``(N1, N2)`` pNTK.
+
+    Raises:
+        ValueError: unknown variant, or anything :func:`empirical_ntk` rejects.
+    """
+    if variant not in PNTK_VARIANTS:
+        raise ValueError(f"variant must be one of {PNTK_VARIANTS}, got {variant!r}")
+    x1, x2 = _check_inputs(x1, x2)
+    out_shape = jax.eval_shape(apply_fn, params, x1[:1]).shape
+    if len(out_shape) != 2:
+        raise ValueError(f"apply_fn must return shape (N, k); got {out_shape} for one input")
+    k = empirical_ntk(_pntk_head(apply_fn, variant), params, x1, x2, implementation=implementation,
+                      vmap_axes=vmap_axes, batch_size=batch_size)
+    return k[..., 0, 0]
+
+
+class KernelCost(NamedTuple):
+    """Cost of one kernel evaluation: best wall time over repeats (s), XLA's estimate
+    of the floating-point operations, its temporary buffer size for the compiled
+    computation and the size of the result (bytes)."""
+
+    seconds: float
+    flops: float
+    temp_bytes: int
+    output_bytes: int
+
+
+def kernel_cost(
+    apply_fn: Callable,
+    params: Any,
+    x: Any,
+    *,
+    kind: Literal["entk", "trace", "pntk"] = "entk",
+    repeats: int = 3,
+    vmap_axes: Any = 0,
+) -> KernelCost:
+    """Time and memory of the structured-derivatives kernel of ``apply_fn`` on ``x``.
+
+    ``kind`` is the full eNTK ``(N, N, k, k)``, its trace over outputs ``(N, N)``
+    (``trace_axes=(-1,)``), or the first-logit pNTK ``(N, N)``. The computation is
+    compiled once (not timed); the time is the best of ``repeats`` runs; the
+    operation count and the memory are what XLA reports for the compiled
+    executable (``Compiled.cost_analysis()`` and ``Compiled.memory_analysis()``:
+    temporary buffers, excluding inputs and outputs). A measuring tool for
+    chapter 14 and the benchmarks, not a unit-tested claim.
+    """
+    import time
+
+    if kind not in ("entk", "trace", "pntk"):
+        raise ValueError(f"kind must be 'entk', 'trace' or 'pntk', got {kind!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    x, _ = _check_inputs(x, None)
+    fn = _pntk_head(apply_fn, "first") if kind == "pntk" else apply_fn
+    kfn = _nt_kernel_fn(fn, "structured", (-1,) if kind == "trace" else (), (), vmap_axes)
+    compiled = kfn.lower(x, None, params).compile()
+    analysis = compiled.memory_analysis()
+    temp = int(getattr(analysis, "temp_size_in_bytes", 0)) if analysis is not None else 0
+    costs = compiled.cost_analysis()
+    costs = costs[0] if isinstance(costs, (list, tuple)) and costs else costs
+    flops = float(costs.get("flops", float("nan"))) if isinstance(costs, dict) else float("nan")
+    out = compiled(x, None, params)
+    out.block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        compiled(x, None, params).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return KernelCost(best, flops, temp, int(out.nbytes))
+# --- arc-cosine recursion (chapters 03-05) ---
+class ArcCosineKernels(NamedTuple):
+    """Infinite-width NNGP and NTK of a ReLU MLP, each ``(N1, N2)``."""
+
+    nngp: jax.Array
+    ntk: jax.Array
+
+
+def _relu_expectations(q1: jax.Array, q2: jax.Array, q12: jax.Array, same: jax.Array | bool = False
+                       ) -> tuple[jax.Array, jax.Array]:
+    """``E[relu(u) relu(v)]`` and ``E[relu'(u) relu'(v)]`` for ``(u, v) ~ N(0, [[q1, q12], [q12, q2]])``.
+
+    The arc-cosine kernels of degree 1 and 0 (Cho & Saul 2009; thesis §3.1 App. E.1):
+    with ``theta = arccos(q12 / sqrt(q1 q2))``,
+    ``E[relu relu] = sqrt(q1 q2) (sin theta + (pi - theta) cos theta) / (2 pi)`` and
+    ``E[relu' relu'] = (pi - theta) / (2 pi)``. Where ``same`` is true (a point paired
+    with itself) the cosine is set to exactly 1: ``arccos`` near 1 would turn a
+    rounding error of 1e-16 in the cosine into 1e-8 in the angle.
+    """
+    norm = jnp.sqrt(q1 * q2)
+    cos = jnp.clip(q12 / jnp.where(norm > 0, norm, 1.0), -1.0, 1.0)
+    cos = jnp.where(same, 1.0, cos)
+    theta = jnp.arccos(cos)
+    e_phi = norm * (jnp.sin(theta) + (jnp.pi - theta) * cos) / (2 * jnp.pi)
+    e_dphi = (jnp.pi - theta) / (2 * jnp.pi)
+    return e_phi, e_dphi
+
+
+def arccos_kernels(
+    x1: Any,
+    x2: Any = None,
+    *,
+    hidden_layers: int,
+    W_std: float = float(np.sqrt(2.0)),
+    b_std: float | None = 0.0,
+    out_W_std: float | None = None,
+) -> ArcCosineKernels:
+    """Infinite-width NNGP and NTK of a ReLU MLP from the arc-cosine recursion (thesis eqs. 2.55-2.56).
+
+    The network is :func:`ntkbook.models.mlp` with ``hidden_layers`` ReLU layers in
+    the NTK parameterisation (thesis eq. 2.51). With ``Sigma^1(x, x') = sigma_w^2
+    <x, x'> / n_0 + sigma_b^2`` and ``Theta^1 = Sigma^1``, each layer applies
+
+    - ``Sigma^{l+1} = sigma_w^2 E[relu(u) relu(v)] + sigma_b^2``  (the NNGP, thesis eq. 2.30),
+    - ``Theta^{l+1} = Sigma^{l+1} + sigma_w^2 E[relu'(u) relu'(v)] Theta^l``  (eq. 2.56),
+
+    with ``(u, v) ~ N(0, Sigma^l)`` on the pair ``(x, x')``; the expectations are
+    the arc-cosine kernels in closed form. Unrolled, the NTK recursion is the sum
+    over layers of eq. 2.55. Written independently of neural-tangents, whose
+    ``stax`` kernels the tests compare it with.
+
+    Args:
+        x1: inputs ``(N1, n_0)``.
+        x2: inputs ``(N2, n_0)``; ``None`` means ``x1``.
+        hidden_layers: number of hidden ReLU layers (>= 1); the network has
+            ``hidden_layers + 1`` weight layers.
+        W_std: ``sigma_w`` of the hidden layers (default ``sqrt 2``, the edge of chaos).
+        b_std: ``sigma_b`` (``None`` or 0: no bias contribution).
+        out_W_std: ``sigma_w`` of the read-out layer (default ``W_std``).
+
+    Returns:
+        :class:`ArcCosineKernels` with ``nngp`` and ``ntk`` of shape ``(N1, N2)``.
+
+    Raises:
+        ValueError: ``hidden_layers < 1``, non-positive ``W_std``, negative ``b_std``,
+            or inputs that are not 2-D with matching feature sizes.
+
+    >>> k = arccos_kernels(x, hidden_layers=2)
+    >>> k.ntk.shape == (len(x), len(x))
+    True
+    """
+    if isinstance(hidden_layers, bool) or not isinstance(hidden_layers, (int, np.integer)) or hidden_layers < 1:
+        raise ValueError(f"hidden_layers must be an integer >= 1, got {hidden_layers!r}")
+    out_W_std = W_std if out_W_std is None else out_W_std
+    if not (W_std > 0 and out_W_std > 0):
+        raise ValueError(f"W_std and out_W_std must be positive, got {W_std}, {out_W_std}")
+    b_var = 0.0 if b_std is None else float(b_std) ** 2
+    if b_std is not None and b_std < 0:
+        raise ValueError(f"b_std must be >= 0 or None, got {b_std}")
+    x1 = jnp.asarray(x1)
+    same = jnp.eye(x1.shape[0], dtype=bool) if x2 is None and x1.ndim == 2 else False
+    x2 = x1 if x2 is None else jnp.asarray(x2)
+    if x1.ndim != 2 or x2.ndim != 2 or x1.shape[1] != x2.shape[1]:
+        raise ValueError(f"x1 and x2 must have shapes (N1, n0) and (N2, n0), got {x1.shape} and {x2.shape}")
+    n0 = x1.shape[1]
+    w_var = float(W_std) ** 2
+    # Layer 1 (a dense layer acting on the inputs): Sigma^1 = Theta^1.
+    s12 = w_var * (x1 @ x2.T) / n0 + b_var
+    s11 = w_var * jnp.sum(x1 * x1, axis=1) / n0 + b_var
+    s22 = w_var * jnp.sum(x2 * x2, axis=1) / n0 + b_var
+    t12, t11, t22 = s12, s11, s22
+    for layer in range(hidden_layers):
+        var = float(out_W_std) ** 2 if layer == hidden_layers - 1 else w_var
+        e12, d12 = _relu_expectations(s11[:, None], s22[None, :], s12, same)
+        # On the diagonal theta = 0: E[relu(u)^2] = q / 2 and E[relu'(u)^2] = 1 / 2.
+        s12_new, s11_new, s22_new = var * e12 + b_var, var * s11 / 2 + b_var, var * s22 / 2 + b_var
+        t12 = s12_new + var * d12 * t12
+        t11 = s11_new + var * 0.5 * t11
+        t22 = s22_new + var * 0.5 * t22
+        s12, s11, s22 = s12_new, s11_new, s22_new
+    return ArcCosineKernels(nngp=s12, ntk=t12)

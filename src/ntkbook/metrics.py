@@ -270,6 +270,243 @@ def block_constant_fit(kernel: Any, labels: Any) -> BlockFit:
     return BlockFit(classes, means, float(np.sum(proj**2) / total))
 
 
+# --- neural collapse and kernel blocks (chapters 11-12) ---
+# Conventions (ML layout, unlike ntkbook.collapse): ``features`` are (N, n), one row
+# per sample; ``labels`` are integers 0..C-1 in any order; ``weights`` are the
+# classifier's (C, n) matrix W and ``bias`` its (C,) vector, logits = W h + b.
+# Everything is computed in float64 NumPy and returned as Python floats.
+
+
+class BlockStatistics(NamedTuple):
+    """Mean kernel value on the diagonal, within classes and between classes (thesis 3.2, eq. 23)."""
+
+    diag: float
+    within: float
+    between: float
+
+
+class CollapseMetrics(NamedTuple):
+    """The four neural-collapse measures (Papyan et al. 2020; thesis 3.3, NC1-NC4); all 0 at collapse."""
+
+    nc1: float
+    nc2: float
+    nc3: float
+    nc4: float
+
+
+def _labels(labels: Any, n: int, name: str = "labels") -> tuple[np.ndarray, int]:
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.shape[0] != n or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name} must be a 1-D integer array of length {n}, got dtype {y.dtype}, shape {y.shape}")
+    classes = np.unique(y)
+    if not np.array_equal(classes, np.arange(classes.size)) or classes.size < 2:
+        raise ValueError(f"{name} must take every value 0..C-1 with C >= 2, got {classes.tolist()}")
+    return y, int(classes.size)
+
+
+def _features(features: Any) -> np.ndarray:
+    h = np.asarray(features, dtype=np.float64)
+    if h.ndim != 2 or h.shape[0] < 2:
+        raise ValueError(f"features must have shape (N, n) with one row per sample, got {h.shape}")
+    return h
+
+
+def _class_means(h: np.ndarray, y: np.ndarray, c: int) -> np.ndarray:
+    return np.stack([h[y == k].mean(axis=0) for k in range(c)])  # (C, n)
+
+
+def _weights(weights: Any, c: int, n: int) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (c, n):
+        raise ValueError(f"weights must have shape (C, n) = ({c}, {n}) (logits = W h + b), got {w.shape}")
+    return w
+
+
+def block_statistics(kernel: Any, labels: Any) -> BlockStatistics:
+    """``Theta_d``, ``Theta_c``, ``Theta_n`` of thesis 3.2, eq. (23).
+
+    ``Theta_d`` is the mean diagonal value, ``Theta_c`` the mean over classes of the
+    mean value on pairs of *distinct* samples of that class, ``Theta_n`` the mean
+    over classes of the mean value between that class and all other samples.
+
+    Args:
+        kernel: ``(N, N)`` kernel matrix (e.g. the eNTK traced over outputs).
+        labels: ``(N,)`` integer classes ``0..C-1``, each with at least 2 samples.
+
+    Raises:
+        ValueError: non-square kernel, bad labels, or a class with one sample.
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 2 or k.shape[0] != k.shape[1]:
+        raise ValueError(f"kernel must be a square (N, N) matrix, got shape {k.shape}")
+    y, c = _labels(labels, k.shape[0])
+    within, between = [], []
+    for cls in range(c):
+        inside = y == cls
+        size = int(inside.sum())
+        if size < 2:
+            raise ValueError(f"class {cls} has {size} sample; Theta_c needs at least 2 per class")
+        block = k[np.ix_(inside, inside)]
+        within.append((block.sum() - np.trace(block)) / (size * (size - 1)))
+        between.append(k[np.ix_(inside, ~inside)].mean())
+    return BlockStatistics(float(np.mean(np.diag(k))), float(np.mean(within)), float(np.mean(between)))
+
+
+def nc1(features: Any, labels: Any) -> float:
+    """Within-class variability relative to the between-class one: ``Tr(Sigma_W Sigma_B^+) / C``.
+
+    The NC1 measure of Papyan et al. (2020), zero iff every feature equals its class
+    mean (thesis 3.3, NC1), and invariant to rescaling the features.
+    ``Sigma_W = 1/N sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T``,
+    ``Sigma_B = 1/C sum_c (mu_c - mu_G)(mu_c - mu_G)^T``.
+    """
+    h = _features(features)
+    y, c = _labels(labels, h.shape[0])
+    mu = _class_means(h, y, c)
+    dev = h - mu[y]
+    centred = mu - mu.mean(axis=0)
+    sigma_w = dev.T @ dev / h.shape[0]
+    sigma_b = centred.T @ centred / c
+    # Sigma_B has rank <= C - 1; cut its pseudo-inverse at a relative 1e-10.
+    return float(np.trace(sigma_w @ np.linalg.pinv(sigma_b, rcond=1e-10, hermitian=True)) / c)
+
+
+def within_class_std(features: Any, labels: Any) -> float:
+    """The standard deviation of the features within each class, averaged over classes and
+    feature coordinates (the NC1 curve of thesis 3.3, Fig. 2c). Not scale-invariant."""
+    h = _features(features)
+    y, c = _labels(labels, h.shape[0])
+    return float(np.mean([h[y == k].std(axis=0) for k in range(c)]))
+
+
+def _centred_means(h: np.ndarray, y: np.ndarray, c: int) -> np.ndarray:
+    mu = _class_means(h, y, c)
+    return (mu - mu.mean(axis=0)).T  # (n, C): the columns <h>_c - <h>
+
+
+def simplex_etf(num_classes: int) -> np.ndarray:
+    """The Gram matrix of a simplex equiangular tight frame, ``C/(C-1) (I - 1 1^T / C)`` (NC2)."""
+    c = int(num_classes)
+    if c < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    return c / (c - 1) * (np.eye(c) - np.ones((c, c)) / c)
+
+
+def nc2(features: Any, labels: Any) -> float:
+    """Distance of the centred class means to a simplex ETF (thesis 3.3, Fig. 2d):
+    ``|| M^T M / ||M^T M||_F - Phi / ||Phi||_F ||_F`` with ``M`` the centred class means
+    (columns ``<h>_c - <h>``) and ``Phi`` the simplex ETF Gram matrix.
+
+    Zero iff the centred means have equal norms and pairwise angles ``arccos(-1/(C-1))``.
+    """
+    h = _features(features)
+    y, c = _labels(labels, h.shape[0])
+    m = _centred_means(h, y, c)
+    gram = m.T @ m
+    etf = simplex_etf(c)
+    return float(np.linalg.norm(gram / np.linalg.norm(gram) - etf / np.linalg.norm(etf)))
+
+
+def nc3(features: Any, labels: Any, weights: Any) -> float:
+    """Self-duality (thesis 3.3, NC3 and Fig. 2e): ``|| W^T / ||W||_F - M / ||M||_F ||_F``.
+
+    ``M`` are the centred class means as in :func:`nc2`. The value lies in ``[0, 2]``;
+    ``sqrt(2)`` means ``W^T`` and ``M`` are orthogonal.
+    """
+    h = _features(features)
+    y, c = _labels(labels, h.shape[0])
+    w = _weights(weights, c, h.shape[1])
+    m = _centred_means(h, y, c)
+    return float(np.linalg.norm(w.T / np.linalg.norm(w) - m / np.linalg.norm(m)))
+
+
+def nc4(features: Any, labels: Any, weights: Any, bias: Any) -> float:
+    """Fraction of samples on which the classifier ``argmax_c (W h + b)_c`` disagrees with the
+    nearest-class-centre rule ``argmin_c ||h - <h>_c||`` (thesis 3.3, NC4)."""
+    h = _features(features)
+    y, c = _labels(labels, h.shape[0])
+    w = _weights(weights, c, h.shape[1])
+    b = np.asarray(bias, dtype=np.float64)
+    if b.shape != (c,):
+        raise ValueError(f"bias must have shape ({c},), got {b.shape}")
+    mu = _class_means(h, y, c)
+    dist = ((h[:, None, :] - mu[None]) ** 2).sum(-1)
+    return float(np.mean(np.argmax(h @ w.T + b, axis=1) != np.argmin(dist, axis=1)))
+
+
+def neural_collapse(features: Any, labels: Any, weights: Any, bias: Any) -> CollapseMetrics:
+    """NC1-NC4 at once (see :func:`nc1` .. :func:`nc4`)."""
+    return CollapseMetrics(nc1(features, labels), nc2(features, labels), nc3(features, labels, weights),
+                           nc4(features, labels, weights, bias))
+
+
+def _balanced(y: np.ndarray, c: int) -> int:
+    counts = np.bincount(y, minlength=c)
+    if np.any(counts != counts[0]) or counts[0] < 2:
+        raise ValueError(f"the invariant needs balanced classes with at least 2 samples each, got counts {counts.tolist()}")
+    return int(counts[0])
+
+
+def invariant_terms(features: Any, labels: Any, weights: Any, kappas: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The two sides of the invariant of thesis 3.3, eq. (26): ``(W^T W / m, S)`` with
+
+    ``S = H1 (I - alpha 1 1^T) H1^T / mu_class + H2 H2^T / mu_single``,
+
+    so that ``E = W^T W / m - S``. Computed from class statistics, without the basis
+    ``Q`` of eq. (22): ``H1`` are the class means and
+    ``H2 H2^T = 1/m sum_i (h_i - <h>_{y_i})(h_i - <h>_{y_i})^T``.
+
+    Args:
+        features: ``(N, n)`` last-layer features; classes must be balanced (``m`` each).
+        labels: ``(N,)`` integer classes.
+        weights: ``(C, n)`` classifier.
+        kappas: ``(kappa_d, kappa_c, kappa_n)``, the feature kernel's block values
+            (e.g. :func:`block_statistics` of the traced feature kernel).
+
+    Raises:
+        ValueError: unbalanced classes, kappas with ``kappa_d <= kappa_c`` or
+            ``kappa_c <= kappa_n`` or ``kappa_n < 0``, bad shapes.
+    """
+    h = _features(features)
+    y, c = _labels(labels, h.shape[0])
+    m = _balanced(y, c)
+    w = _weights(weights, c, h.shape[1])
+    try:
+        kd, kc, kn = (float(v) for v in kappas)
+    except (TypeError, ValueError):
+        raise ValueError(f"kappas must be three numbers (kappa_d, kappa_c, kappa_n), got {kappas!r}") from None
+    if not kd > kc > kn >= 0:
+        raise ValueError(f"kappas {(kd, kc, kn)} violate kappa_d > kappa_c > kappa_n >= 0 (thesis 3.3, Def. 3.1)")
+    mu_s = kd - kc
+    mu_c = mu_s + m * (kc - kn)
+    alpha = kn * m / (mu_c + c * kn * m)
+    mu = _class_means(h, y, c)  # rows are the columns of H1
+    g = mu.sum(axis=0)[:, None]
+    dev = h - mu[y]
+    s = (mu.T @ mu - alpha * g @ g.T) / mu_c + dev.T @ dev / (m * mu_s)
+    return w.T @ w / m, s
+
+
+def invariant_norm(features: Any, labels: Any, weights: Any, kappas: Any) -> float:
+    """``||E||_F`` for the invariant ``E`` of thesis 3.3, eq. (26) (Fig. 2a)."""
+    ww, s = invariant_terms(features, labels, weights, kappas)
+    return float(np.linalg.norm(ww - s))
+
+
+def invariant_alignment(features: Any, labels: Any, weights: Any, kappas: Any) -> float:
+    """Cosine ``<W^T W, S>_F / (||W^T W||_F ||S||_F)`` between the invariant's two terms (Fig. 2b).
+
+    It is 1 exactly when ``W^T W`` is proportional to
+    ``S = H1 (I - alpha 1 1^T) H1^T / mu_class + H2 H2^T / mu_single``, the relaxed
+    assumption (28) of Thm 5.2 under which neural collapse follows. (For centred
+    features ``S = H1 H1^T / mu_class + H2 H2^T / mu_single``: the thesis prints a
+    minus sign before the ``H2`` term in eq. (28); the sign in eq. (26) is the one
+    that makes ``E`` conserved.)
+    """
+    ww, s = invariant_terms(features, labels, weights, kappas)
+    return float(np.sum(ww * s) / (np.linalg.norm(ww) * np.linalg.norm(s)))
+
+
 # --- when a curve jumps and when it settles (chapter 08) ---
 def _curve(steps: Any, values: Any) -> tuple[np.ndarray, np.ndarray]:
     s, v = np.asarray(steps), np.asarray(values, dtype=np.float64)

@@ -106,6 +106,11 @@ def mlp(
     >>> net = mlp([512, 512], 10)
     >>> _, params = net.init_fn(jax.random.PRNGKey(0), (-1, 64))
     """
+    return Model(*stax.serial(*_mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std)))
+
+
+def _mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std) -> list:
+    """The checked ``stax`` layers of :func:`mlp`: ``[Dense, act] * len(hidden) + [Dense]``."""
     hidden = _check_widths(hidden, "hidden")
     (out_dim,) = _check_widths([out_dim], "out_dim")
     _check_parameterization(parameterization)
@@ -120,7 +125,7 @@ def mlp(
         layers += [stax.Dense(width, W_std=W_std, b_std=b_std, parameterization=parameterization),
                    _activation(activation)]
     layers.append(stax.Dense(out_dim, W_std=out_W_std, b_std=b_std, parameterization=parameterization))
-    return Model(*stax.serial(*layers))
+    return layers
 
 
 def cnn(
@@ -226,18 +231,7 @@ def mlp_features(
     that layer, shape ``(N, width)`` (the logits: ``(N, out_dim)``). Used for the
     NTK of intermediate outputs ([trace] Sect. 5.1).
     """
-    hidden = _check_widths(hidden, "hidden")
-    (out_dim,) = _check_widths([out_dim], "out_dim")
-    _check_parameterization(parameterization)
-    W_std = default_weight_std(activation) if W_std is None else float(W_std)
-    out_W_std = W_std if out_W_std is None else float(out_W_std)
-    if W_std <= 0 or out_W_std <= 0:
-        raise ValueError(f"W_std and out_W_std must be positive, got {W_std}, {out_W_std}")
-    layers = []
-    for width in hidden:
-        layers += [stax.Dense(width, W_std=W_std, b_std=b_std, parameterization=parameterization),
-                   _activation(activation)]
-    layers.append(stax.Dense(out_dim, W_std=out_W_std, b_std=b_std, parameterization=parameterization))
+    layers = _mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std)
 
     def prefix(n_layers: int) -> ApplyFn:
         apply_prefix = stax.serial(*layers[:n_layers])[1]
@@ -247,6 +241,62 @@ def mlp_features(
 
         return apply_fn
 
-    out = {f"hidden{i + 1}": prefix(2 * (i + 1)) for i in range(len(hidden))}
+    out = {f"hidden{i + 1}": prefix(2 * (i + 1)) for i in range(len(layers) // 2)}
     out["logits"] = prefix(len(layers))
     return out
+
+
+# --- last-layer features and read-out (chapters 11-12) ---
+class SplitMLP(NamedTuple):
+    """An :func:`mlp` seen as features and a linear read-out, ``f(x) = W h(x) + b``.
+
+    ``model`` is the full network (the same as :func:`mlp` with the same arguments);
+    ``features(params, x)`` is ``h(x)`` of shape ``(N, n)`` (all layers but the last,
+    ending with the activation), evaluated on the *full* parameter list;
+    ``readout(params)`` returns the read-out as ``(W, b)`` with ``W`` of shape ``(k, n)``
+    and ``b`` of shape ``(k,)`` (zeros without biases), as the layer applies them.
+    """
+
+    model: Model
+    features: ApplyFn
+    readout: Callable[[Any], tuple[jax.Array, jax.Array]]
+
+
+def split_mlp(
+    hidden: Sequence[int],
+    out_dim: int,
+    *,
+    activation: str = "relu",
+    parameterization: Parameterization = "ntk",
+    W_std: float | None = None,
+    b_std: float | None = 0.1,
+    out_W_std: float | None = None,
+) -> SplitMLP:
+    """:func:`mlp` together with its feature map and read-out (arguments as in :func:`mlp`).
+
+    The feature kernel of thesis 3.3, eq. (3) is the eNTK of ``features`` (the
+    read-out parameters do not enter ``h``, so they contribute nothing).
+
+    >>> net = split_mlp([128, 128], 10, parameterization="standard")
+    >>> params = init_params(net.model, jax.random.PRNGKey(0), (-1, 64))
+    >>> net.features(params, x).shape, net.readout(params)[0].shape
+    ((N, 128), (10, 128))
+    """
+    layers = _mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std)
+    model = Model(*stax.serial(*layers))
+    _, feature_apply, _ = stax.serial(*layers[:-1])
+    W_std = default_weight_std(activation) if W_std is None else float(W_std)
+    out_W_std = W_std if out_W_std is None else float(out_W_std)
+
+    def features(params, x, **kwargs):
+        return feature_apply(params[:-1], x, **kwargs)
+
+    def readout(params):
+        w, b = params[-1]
+        if parameterization == "ntk":
+            w = w * (out_W_std / np.sqrt(w.shape[0]))
+            b = None if b is None else b * b_std
+        bias = jnp.zeros(w.shape[1], w.dtype) if b is None else jnp.reshape(b, (-1,))
+        return w.T, bias
+
+    return SplitMLP(model, features, readout)

@@ -1,0 +1,63 @@
+"""Benchmark 5: each chapter's wall time at a preset, executed one at a time by nbmake.
+
+Chapters run serially in a scratch copy of ``book/`` (the sources are never
+executed in place), so each time is the chapter alone on the machine, import
+of JAX included, as a reader running it top to bottom would see it.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def chapter_files(only: list[str] | None = None, book_dir: pathlib.Path = ROOT / "book") -> list[pathlib.Path]:
+    """The chapters of the book (``book/NN_*.ipynb``), optionally only those named."""
+    files = sorted(pathlib.Path(book_dir).glob("[0-9][0-9]_*.ipynb"))
+    if only is not None:
+        unknown = set(only) - {f.stem for f in files}
+        if unknown:
+            raise ValueError(f"only names unknown chapters {sorted(unknown)}; have {[f.stem for f in files]}")
+        files = [f for f in files if f.stem in only]
+    return files
+
+
+def run(preset: str, only: list[str] | None = None, *, timeout: int = 1800,
+        book_dir: pathlib.Path = ROOT / "book") -> dict[str, Any]:
+    """Execute the chapters at ``preset`` one after another; wall time and outcome of each.
+
+    ``book_dir`` is copied whole (chapters may read files beside them) and the
+    copy is executed; ``only`` restricts the run to the chapters named.
+    """
+    from ntkbook import presets
+
+    presets.validate(preset)  # an unknown preset raises here, before anything runs
+    files = chapter_files(only, book_dir)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ntkbook-bench-") as tmp:
+        stage = pathlib.Path(tmp) / "book"
+        shutil.copytree(book_dir, stage)
+        env = {**os.environ, "NTKBOOK_PRESET": preset, "NTKBOOK_PROGRESS": "off"}
+        env.pop("MPLBACKEND", None)
+        for f in files:
+            report = pathlib.Path(tmp) / f"{f.stem}.xml"
+            cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--nbmake",
+                   "--overwrite", f"--nbmake-timeout={timeout}", f"--junitxml={report}", str(stage / f.name)]
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp)
+            case = ET.parse(report).getroot().find(".//testcase") if report.exists() else None
+            rows.append({
+                "chapter": f.stem,
+                "preset": preset,
+                "seconds": float(case.get("time")) if case is not None else None,
+                "passed": proc.returncode == 0,
+                **({} if proc.returncode == 0 else {"error": proc.stdout[-2000:]}),
+            })
+    return {"preset": preset, "rows": rows}

@@ -1,0 +1,181 @@
+"""Monte Carlo NTK statistics at initialisation: the network's NTK against neural-tangents
+and the telescoping formula of thesis §3.2 eq. (19), Monte Carlo moments against a
+hand-derived exact answer, the estimators against distributions with known ratios."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkbook import dispersion as dp
+from ntkbook import kernels
+from ntkbook import meanfield as mf
+
+KEY = jax.random.PRNGKey(0)
+
+
+def _gamma(key, k, shape):
+    """Gamma(k) draws for integer k as sums of k exponentials (much faster than jax.random.gamma)."""
+    return np.asarray(jax.random.exponential(key, (int(k),) + shape).sum(0), dtype=np.float64)
+
+
+def _as64(params):
+    return jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), params)
+
+
+@pytest.mark.parametrize("widths, activation, b_var", [
+    ((5, 7, 7, 7, 6), "relu", 0.3),
+    ((4, 6), "tanh", 0.1),
+    ((3,), "relu", 0.0),
+    ((6, 3, 9, 9), "tanh", 0.0),
+])
+def test_ntk_matches_neural_tangents(x64, widths, activation, b_var):
+    params = _as64(dp.init_mlp(KEY, widths, W_var=1.7, b_var=b_var))
+    x = dp.unit_inputs(widths[0], [0.3] if widths[0] > 1 else []).astype(jnp.float64)
+    ours = dp.empirical_ntk_on(params, x, activation)
+    batched = lambda p, xs: jax.vmap(lambda xx: dp.mlp_apply(p, xx, activation))(xs)[:, None]  # noqa: E731
+    ref = kernels.empirical_ntk(batched, params, x, implementation="jacobian")[:, :, 0, 0]
+    np.testing.assert_allclose(ours, ref, rtol=1e-11)
+
+
+def test_ntk_diagonal_is_the_telescoping_sum(x64):
+    # Thesis §3.2 eq. (19): Theta(x, x) = sum_l |delta^l|^2 (|x^{l-1}|^2 + 1), by explicit NumPy backprop.
+    widths = (6, 8, 8, 5)
+    params = _as64(dp.init_mlp(KEY, widths, W_var=2.2, b_var=0.4))
+    x = np.linspace(-1, 1, 6)
+    mats = [(np.asarray(w), np.asarray(b)) for blk in params for w, b in zip(blk["W"], blk["b"])]
+    acts, pres = [x], []
+    for i, (w, b) in enumerate(mats):
+        h = w @ acts[-1] + b
+        pres.append(h)
+        acts.append(np.maximum(h, 0) if i < len(mats) - 1 else h)
+    delta = np.ones(1)
+    total = 0.0
+    for i in reversed(range(len(mats))):
+        total += delta @ delta * (acts[i] @ acts[i] + 1)
+        if i:
+            delta = (mats[i][0].T @ delta) * (pres[i - 1] > 0)
+    got = dp.empirical_ntk_on(params, jnp.asarray(x)[None])[0, 0]
+    np.testing.assert_allclose(got, total, rtol=1e-12)
+    out, hidden = dp.mlp_apply(params, jnp.asarray(x), hidden=True)
+    assert len(hidden) == len(widths) - 1 and [h.shape[0] for h in hidden] == list(widths[1:])
+    np.testing.assert_allclose(out, acts[-1][0], rtol=1e-12)
+
+
+def test_initialisation_variances():
+    params = dp.init_mlp(KEY, (400, 300, 300), W_var=2.5, b_var=0.7)
+    w = np.asarray(params[1]["W"])
+    b = np.asarray(params[0]["b"])
+    # 90000 weights: the sample variance has relative sd sqrt(2/90000) = 0.5 %; 3 % is 6 sd.
+    assert w.var() * 300 == pytest.approx(2.5, rel=0.03)
+    assert b.var() == pytest.approx(0.7, rel=0.25)  # 300 biases: relative sd 8 %; 25 % is 3 sd
+
+
+def test_monte_carlo_moments_match_the_exact_one_hidden_layer_answer():
+    # Exact moments derived by hand (tests/test_meanfield.py::_two_layer_moments).
+    from test_meanfield import _two_layer_moments
+    n0, n1, w_var = 3, 4, 2.4
+    mean, second, _ = _two_layer_moments(n0, n1, w_var)
+    s = dp.ntk_samples(jax.random.PRNGKey(1), 40000, (n0, n1), W_var=w_var)
+    theta = s.theta[:, 0, 0]
+    se_mean = theta.std() / np.sqrt(theta.size)
+    assert abs(theta.mean() - mean) < 4 * se_mean  # 4 standard errors: false alarm rate 6e-5
+    est = dp.dispersion(theta, key=jax.random.PRNGKey(2), n_boot=300)
+    assert abs(est.value - second / mean**2) < 4 * est.stderr
+    # ... and Thm 3.2 says the same (it is exact at this depth).
+    assert mf.ntk_moments([n0, n1], w_var).dispersion == pytest.approx(second / mean**2, rel=1e-12)
+
+
+def test_samples_do_not_depend_on_the_batch_size():
+    a = dp.ntk_samples(jax.random.PRNGKey(3), 10, (4, 5, 5), W_var=2.0, batch_size=3)
+    b = dp.ntk_samples(jax.random.PRNGKey(3), 10, (4, 5, 5), W_var=2.0, batch_size=10)
+    np.testing.assert_allclose(a.theta, b.theta, rtol=1e-6)
+    assert a.theta.shape == (10, 1, 1) and a.output.shape == (10, 1) and a.first_step is None
+
+
+def test_first_step_is_the_derivative_of_a_real_gradient_step(x64):
+    widths, w_var, y, eta = (5, 6, 6), 2.5, 0.3, 1e-6
+    x = dp.unit_inputs(5)
+    s = dp.ntk_samples(jax.random.PRNGKey(4), 2, widths, W_var=w_var, inputs=x, first_step=True, target=y)
+    # Redo sample 0 by hand: one GD step on (x, y) with loss (f - y)^2 / 2, in float64.
+    params = _as64(dp.init_mlp(jax.random.split(jax.random.PRNGKey(4), 2)[0], widths, W_var=w_var))
+    x64_ = x[0].astype(jnp.float64)
+    f = dp.mlp_apply(params, x64_)
+    g = jax.grad(dp.mlp_apply)(params, x64_)
+    stepped = jax.tree_util.tree_map(lambda p, gi: p - eta * (f - y) * gi, params, g)
+    ntk = jax.jit(lambda p: dp.empirical_ntk_on(p, x64_[None])[0, 0])
+    change = (ntk(stepped) - ntk(params)) / eta
+    # float32 sample vs float64 finite difference (O(eta) = 1e-6 relative): agree to float32 rounding.
+    np.testing.assert_allclose(s.first_step[0], change, rtol=2e-3)
+
+
+# --------------------------------------------------------------------- estimators
+def test_jackknife_dispersion_is_unbiased_where_the_plugin_is_not():
+    # Gamma(k) has E[t^2] / E[t]^2 = 1 + 1/k. With N = 50 draws the plug-in ratio is low by
+    # ~1 % (O(1/N)); the jackknife leaves O(1/N^2), below the resolution of 20000 replicates.
+    k, n, reps = 2.0, 50, 20000
+    t = _gamma(jax.random.PRNGKey(5), k, (reps, n))
+    jk, plugin = dp._jackknife_dispersion(t)
+    truth = 1 + 1 / k
+    se = jk.std() / np.sqrt(reps)
+    assert abs(jk.mean() - truth) < 4 * se
+    assert abs(plugin.mean() - truth) > 10 * plugin.std() / np.sqrt(reps)  # the test has power
+    # The public function agrees with the vectorised one.
+    assert dp.dispersion(t[0], key=KEY, n_boot=50).value == pytest.approx(jk[0])
+
+
+def test_jackknife_ratio_of_means_is_unbiased():
+    # B ~ Gamma(2), A = B^2: E[A] / E[B] = k (k + 1) / k = 3 exactly.
+    k, n, reps = 2.0, 20, 20000
+    b = _gamma(jax.random.PRNGKey(6), k, (reps, n))
+    jk, plugin = dp._jackknife_ratio(b**2, b)
+    assert abs(jk.mean() - 3.0) < 4 * jk.std() / np.sqrt(reps)
+    assert abs(plugin.mean() - 3.0) > 10 * plugin.std() / np.sqrt(reps)
+
+
+def test_bootstrap_standard_error_is_calibrated():
+    # For a light-tailed case the bootstrap SE should match the spread of the estimator over
+    # independent samples: 200 replicates give that spread to +-5 %; allow 20 %.
+    reps, n = 200, 400
+    t = _gamma(jax.random.PRNGKey(7), 4, (reps, n))
+    values = [dp.dispersion(row, key=jax.random.PRNGKey(i), n_boot=200) for i, row in enumerate(t[:40])]
+    spread = dp._jackknife_dispersion(t)[0].std(ddof=1)
+    mean_se = np.mean([v.stderr for v in values])
+    assert mean_se == pytest.approx(spread, rel=0.2)
+
+
+# --------------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(widths=()), ValueError, "widths"),
+    (dict(widths=(4, 0)), ValueError, "widths"),
+    (dict(W_var=-1.0), ValueError, "W_var"),
+    (dict(W_var=0.0), ValueError, "W_var"),
+    (dict(b_var=-0.2), ValueError, "b_var"),
+    (dict(activation="gelu"), ValueError, "activation"),
+    (dict(n_samples=1), ValueError, "n_samples"),
+    (dict(inputs=np.ones((2, 5))), ValueError, "inputs"),
+    (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(key=0), TypeError, "key"),
+])
+def test_bad_sampler_inputs(kwargs, exc, match):
+    args = dict(key=KEY, n_samples=4, widths=(4, 5), W_var=2.0)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        dp.ntk_samples(args.pop("key"), args.pop("n_samples"), args.pop("widths"), **args)
+
+
+def test_bad_estimator_inputs():
+    with pytest.raises(ValueError, match="samples"):
+        dp.dispersion(np.ones(2), key=KEY)
+    with pytest.raises(ValueError, match="samples"):
+        dp.dispersion(np.ones((3, 3)), key=KEY)
+    with pytest.raises(ValueError, match="non-finite"):
+        dp.dispersion(np.array([1.0, np.nan, 2.0]), key=KEY)
+    with pytest.raises(ValueError, match="pair"):
+        dp.ratio_of_means(np.ones(5), np.ones(4), key=KEY)
+    with pytest.raises(ValueError, match="n_boot"):
+        dp.dispersion(np.ones(5), key=KEY, n_boot=1)
+    with pytest.raises(TypeError, match="key"):
+        dp.dispersion(np.ones(5), key=1)
+    with pytest.raises(ValueError, match="cosines"):
+        dp.unit_inputs(4, [1.5])

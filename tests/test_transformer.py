@@ -25,6 +25,25 @@ def test_shapes_and_token_inputs_agree(small):
     np.testing.assert_allclose(net.apply_fn(params, tokens), out, rtol=1e-6, atol=1e-6)
 
 
+def _full_causal_block(params, x, heads):
+    """Second implementation: the textbook block on every position with a causal mask, then read the last."""
+    h = x @ params["embed"] + params["pos"]
+    t, d_head = h.shape[1], params["W_Q"].shape[-1]
+    q, k, v = (jnp.einsum("ntd,hde->nhte", h, params[w]) for w in ("W_Q", "W_K", "W_V"))
+    scores = jnp.einsum("nhte,nhse->nhts", q, k) / np.sqrt(d_head)
+    scores = jnp.where(jnp.tril(jnp.ones((t, t), bool)), scores, -jnp.inf)
+    z = jnp.einsum("nhts,nhse->nhte", jax.nn.softmax(scores, axis=-1), v)
+    h = h + jnp.einsum("nhte,hed->ntd", z, params["W_O"])
+    h = h + jax.nn.relu(h @ params["W_in"] + params["b_in"]) @ params["W_out"] + params["b_out"]
+    return h[:, -1] @ params["unembed"]
+
+
+def test_matches_the_full_causal_block(small):
+    net, params, x, _ = small
+    np.testing.assert_allclose(net.apply_fn(params, x), _full_causal_block(params, jnp.asarray(x), 2),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_the_last_position_sees_every_token(small):
     # Changing the first token changes the logits (attention mixes it into the '=' position).
     net, params, x, _ = small

@@ -107,8 +107,6 @@ def transformer(
             "unembed": normal(ks[8], (d_model, out_dim), d_model),
         }
 
-    mask = jnp.tril(jnp.ones((seq_len, seq_len), bool))
-
     def apply_fn(params: dict[str, jax.Array], x: Any, **unused: Any) -> jax.Array:
         x = jnp.asarray(x)
         if jnp.issubdtype(x.dtype, jnp.integer):
@@ -116,17 +114,20 @@ def transformer(
         if x.ndim != 3 or x.shape[1:] != (seq_len, vocab):
             raise ValueError(f"x must have shape (N, {seq_len}, {vocab}) (one-hot) or (N, {seq_len}) (tokens), "
                              f"got {x.shape}")
+        # Only the last position's output is read, and one layer means nothing flows back to
+        # earlier positions: keys and values are needed at every position, the query, the
+        # attention output and the MLP only at the last one (the causal mask lets the last
+        # position see every token, so it drops out). Same function as the full causal block,
+        # about 2x fewer flops (tested against it in tests/test_transformer.py).
         h = x @ params["embed"] + params["pos"]
-        q = jnp.einsum("ntd,hde->nhte", h, params["W_Q"])
+        last = h[:, -1]
+        q = jnp.einsum("nd,hde->nhe", last, params["W_Q"])
         k = jnp.einsum("ntd,hde->nhte", h, params["W_K"])
         v = jnp.einsum("ntd,hde->nhte", h, params["W_V"])
-        scores = jnp.einsum("nhte,nhse->nhts", q, k) / math.sqrt(d_head)
-        scores = jnp.where(mask, scores, -1e30)
-        attn = jax.nn.softmax(scores, axis=-1)
-        z = jnp.einsum("nhts,nhse->nhte", attn, v)
-        h = h + jnp.einsum("nhte,hed->ntd", z, params["W_O"])
-        h = h + jax.nn.relu(h @ params["W_in"] + params["b_in"]) @ params["W_out"] + params["b_out"]
-        return h[:, -1] @ params["unembed"]
+        attn = jax.nn.softmax(jnp.einsum("nhe,nhse->nhs", q, k) / math.sqrt(d_head), axis=-1)
+        last = last + jnp.einsum("nhe,hed->nd", jnp.einsum("nhs,nhse->nhe", attn, v), params["W_O"])
+        last = last + jax.nn.relu(last @ params["W_in"] + params["b_in"]) @ params["W_out"] + params["b_out"]
+        return last @ params["unembed"]
 
     return Transformer(init_fn, apply_fn, vocab, seq_len)
 

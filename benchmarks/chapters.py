@@ -51,6 +51,7 @@ def run(preset: str, only: list[str] | None = None, *, timeout: int = 1800,
             report = pathlib.Path(tmp) / f"{f.stem}.xml"
             cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--nbmake",
                    "--overwrite", f"--nbmake-timeout={timeout}", f"--junitxml={report}", str(stage / f.name)]
+            load_before = os.getloadavg()[0]  # other work on the machine inflates the time: record it
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp)
             case = ET.parse(report).getroot().find(".//testcase") if report.exists() else None
             rows.append({
@@ -58,6 +59,31 @@ def run(preset: str, only: list[str] | None = None, *, timeout: int = 1800,
                 "preset": preset,
                 "seconds": float(case.get("time")) if case is not None else None,
                 "passed": proc.returncode == 0,
+                "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
                 **({} if proc.returncode == 0 else {"error": proc.stdout[-2000:]}),
             })
     return {"preset": preset, "rows": rows}
+
+
+def merge(old: list[dict[str, Any]] | None, new: list[dict[str, Any]], stamp: dict[str, Any]) -> list[dict[str, Any]]:
+    """Replace, in the results ``old``, the rows of the chapters re-timed in ``new``.
+
+    Rows are matched by preset and chapter; a re-timed row carries ``stamp`` (when
+    and at which commit it was measured), the others keep the run they came from.
+    Presets absent from ``old`` are added.
+    """
+    merged = [{"preset": block["preset"], "rows": [dict(r) for r in block["rows"]]} for block in (old or [])]
+    for block in new:
+        target = next((b for b in merged if b["preset"] == block["preset"]), None)
+        if target is None:
+            target = {"preset": block["preset"], "rows": []}
+            merged.append(target)
+        for row in block["rows"]:
+            row = {**row, "remeasured": stamp}
+            idx = next((i for i, r in enumerate(target["rows"]) if r["chapter"] == row["chapter"]), None)
+            if idx is None:
+                target["rows"].append(row)
+                target["rows"].sort(key=lambda r: r["chapter"])
+            else:
+                target["rows"][idx] = row
+    return merged

@@ -2,7 +2,9 @@
 
 Everything here measures; nothing asserts a speed. The benchmark scripts call
 these helpers side by side in one process, so the ratios they report compare
-runs on the same machine under the same load.
+runs on the same machine under the same load. Timing and XLA's accounting are
+thin wrappers over :mod:`ntkbook.timing`, which the library's own measuring
+functions use too, so a benchmark and a chapter measure the same way.
 """
 
 from __future__ import annotations
@@ -10,15 +12,15 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-import statistics
 import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ntkbook import timing
 
 
 def block(x: Any) -> Any:
@@ -29,18 +31,10 @@ def block(x: Any) -> Any:
 def timeit(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1) -> dict[str, Any]:
     """Wall time of ``fn()`` after ``warmup`` calls (which absorb compilation).
 
-    Returns the median and minimum over ``repeats`` calls and the raw times, in seconds.
+    Returns the median and minimum over ``repeats`` calls and the raw times, in
+    seconds (``median_s``, ``min_s``, ``times_s``): :func:`ntkbook.timing.best_time`.
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
-    for _ in range(warmup):
-        block(fn())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        block(fn())
-        times.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(times), "min_s": min(times), "times_s": times}
+    return timing.best_time(fn, repeats=repeats, warmup=warmup)
 
 
 def compiled_stats(jitted: Callable, *args: Any) -> dict[str, Any]:
@@ -48,22 +42,15 @@ def compiled_stats(jitted: Callable, *args: Any) -> dict[str, Any]:
 
     ``flops`` is XLA's count for the compiled program; ``peak_bytes`` is the
     buffer assignment's total (arguments + outputs + temporaries), which is what
-    the program needs resident at once on this backend.
+    the program needs resident at once on this backend. ``compile_s`` is the time
+    to lower and compile. The byte counts are left out where the backend reports
+    no memory analysis. See :mod:`ntkbook.timing`.
     """
-    t0 = time.perf_counter()
-    compiled = jitted.lower(*args).compile()
-    compile_s = time.perf_counter() - t0
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else (cost or {})
-    mem = compiled.memory_analysis()
-    out = {"compile_s": compile_s, "flops": float(cost.get("flops", float("nan")))}
-    if mem is not None:
-        out.update(
-            argument_bytes=int(mem.argument_size_in_bytes),
-            output_bytes=int(mem.output_size_in_bytes),
-            temp_bytes=int(mem.temp_size_in_bytes),
-        )
-        out["peak_bytes"] = out["argument_bytes"] + out["output_bytes"] + out["temp_bytes"]
+    compiled, compile_s = timing.compile_timed(jitted, *args)
+    acc = timing.xla_accounting(compiled)
+    out = {"compile_s": compile_s, "flops": acc["flops"]}
+    out.update({k: acc[k] for k in ("argument_bytes", "output_bytes", "temp_bytes", "peak_bytes")
+                if acc[k] is not None})
     return out
 
 

@@ -28,7 +28,7 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
 SIZES = ("tiny", "quick", "full")
 
 
-def _sections() -> dict[str, Callable[[str], Any]]:
+def _sections(only_chapters: list[str] | None = None) -> dict[str, Callable[[str], Any]]:
     from . import chapters, entk
 
     sections: dict[str, Callable[[str], Any]] = {
@@ -50,8 +50,8 @@ def _sections() -> dict[str, Callable[[str], Any]]:
 
     def chapter_times(size: str) -> Any:
         if size == "tiny":  # the smoke test: one chapter at the ci preset
-            return [chapters.run("ci", only=[chapters.chapter_files()[0].stem])]
-        return [chapters.run(p) for p in (("ci",) if size == "quick" else ("ci", "book"))]
+            return [chapters.run("ci", only=only_chapters or [chapters.chapter_files()[0].stem])]
+        return [chapters.run(p, only=only_chapters) for p in (("ci",) if size == "quick" else ("ci", "book"))]
 
     sections["chapters"] = chapter_times
     return sections
@@ -65,12 +65,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", default=None,
                         help="comma-separated sections (default: all; at --size quick all but 'chapters')")
     parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, help="JSON file to update")
+    parser.add_argument("--chapters", default=None,
+                        help="comma-separated chapters (e.g. 05_finite_ntk) to re-time; their rows replace the "
+                             "matching rows of the chapters section already in --out, the others are kept")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("NTKBOOK_PROGRESS", "summary")
     from . import harness
 
-    available = _sections()
+    only = [c.strip() for c in args.chapters.split(",") if c.strip()] if args.chapters else None
+    if only is not None:
+        from . import chapters
+
+        if args.sections not in (None, "chapters"):
+            parser.error("--chapters re-times chapters only: leave --sections out or give --sections chapters")
+        args.sections = "chapters"
+        try:
+            chapters.chapter_files(only)
+        except ValueError as err:
+            parser.error(f"--chapters: {err}")
+    available = _sections(only)
     if args.sections is None:
         names = [n for n in available if not (args.size == "quick" and n == "chapters")]
     else:
@@ -89,7 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         value = available[name](args.size)
         seconds = time.perf_counter() - t0
         print(f"[bench] {name} done in {seconds:.0f} s", flush=True)
-        results["sections"][name] = {"size": args.size, "seconds": seconds, "machine": mach, "result": value}
+        previous = results["sections"].get(name)
+        if only is not None and previous is not None and previous.get("size") == args.size:
+            from . import chapters
+
+            stamp = {"date": mach.get("date"), "git_commit": mach.get("git_commit")}
+            previous["result"] = chapters.merge(previous["result"], value, stamp)
+        else:
+            results["sections"][name] = {"size": args.size, "seconds": seconds, "machine": mach, "result": value}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(results, indent=1, sort_keys=True, default=float) + "\n")

@@ -120,3 +120,43 @@ def test_pntk_section(pntk_result):
         # Output sizes follow from the shapes alone: N^2 k^2 floats for the full eNTK, N^2 otherwise.
         k2 = r["classes"] ** 2 if r["kind"] == "entk" else 1
         assert r["output_bytes"] == 4 * res["n"] ** 2 * k2, r
+
+
+def test_harness_wrappers_keep_their_keys():
+    # benchmarks/*.py and the committed results JSON read these keys; the values come from ntkbook.timing.
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks import harness
+
+    a, b = jnp.ones((3, 5)), jnp.ones((5, 7))
+    stats = harness.compiled_stats(jax.jit(jnp.matmul), a, b)
+    assert set(stats) == {"compile_s", "flops", "argument_bytes", "output_bytes", "temp_bytes", "peak_bytes"}
+    assert stats["flops"] == 2 * 3 * 5 * 7 and stats["output_bytes"] == 4 * 3 * 7
+    calls = []
+    t = harness.timeit(lambda: calls.append(1) or a, repeats=2, warmup=3)
+    assert set(t) == {"median_s", "min_s", "times_s"} and len(t["times_s"]) == 2 and len(calls) == 5
+    with pytest.raises(ValueError, match="warmup"):
+        harness.timeit(lambda: a, warmup=-1)
+
+
+def test_merge_replaces_only_the_retimed_rows():
+    old = [{"preset": "ci", "rows": [{"chapter": "01_a", "seconds": 10.0}, {"chapter": "02_b", "seconds": 20.0}]},
+           {"preset": "book", "rows": [{"chapter": "01_a", "seconds": 100.0}]}]
+    new = [{"preset": "ci", "rows": [{"chapter": "02_b", "seconds": 25.0}]},
+           {"preset": "book", "rows": [{"chapter": "03_c", "seconds": 300.0}]}]
+    stamp = {"date": "d", "git_commit": "c"}
+    merged = chapters.merge(old, new, stamp)
+    ci = {r["chapter"]: r for r in merged[0]["rows"]}
+    assert ci["01_a"] == {"chapter": "01_a", "seconds": 10.0}  # untouched, no stamp
+    assert ci["02_b"]["seconds"] == 25.0 and ci["02_b"]["remeasured"] == stamp
+    assert [r["chapter"] for r in merged[1]["rows"]] == ["01_a", "03_c"]
+    assert old[0]["rows"][1]["seconds"] == 20.0  # the input is not modified
+
+
+def test_run_rejects_unknown_chapters(capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--chapters", "99_none", "--out", "/tmp/never-written.json"])
+    assert "--chapters" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run.main(["--chapters", "01_lazy", "--sections", "entk", "--out", "/tmp/never-written.json"])

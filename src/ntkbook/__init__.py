@@ -20,7 +20,9 @@ Modules (one concept each):
 - :mod:`ntkbook.scaling`  learning curves of a network, its eNTK and its infinite NTK; after-kernels
 - :mod:`ntkbook.dynamics` one-step A K G decomposition, preference losses, look-ahead active learning
 - :mod:`ntkbook.collapse` block-structured kernels and the gradient-flow ODE of neural collapse
+- :mod:`ntkbook.ntk_change` how far training moves the NTK across the (sigma_w^2, depth) phase diagram
 - :mod:`ntkbook.transformer` a one-layer ReLU transformer in plain JAX (modular-addition grokking)
+- :mod:`ntkbook.timing`   timing compiled JAX code, XLA's flop and memory accounting
 - :mod:`ntkbook.progress` progress bars, or one summary line per loop in the static book
 - :mod:`ntkbook.plotting` style, palette, animations (the only matplotlib user)
 """

@@ -92,12 +92,16 @@ def init_mlp(key: jax.Array, widths: Sequence[int], *, W_var: float, b_var: floa
         b_var: ``sigma_b^2``: ``b^l_i ~ N(0, sigma_b^2)`` (the biases exist and are
             trainable even when ``b_var = 0``).
 
+        Both variances may be traced values (inside ``jit`` or ``vmap``, so that one
+        compilation serves every ``sigma_w^2``); only concrete values are checked.
+
     Returns:
         A list of blocks ``{"W": (k, n_out, n_in), "b": (k, n_out)}``; consecutive
         layers of the same shape are stacked so that :func:`mlp_apply` scans them.
     """
     widths = _check_widths(widths)
-    W_var, b_var = _check_variances(W_var, b_var)
+    if not any(isinstance(v, jax.core.Tracer) for v in (W_var, b_var)):
+        W_var, b_var = _check_variances(W_var, b_var)
     return _init(key, widths, W_var, b_var)
 
 

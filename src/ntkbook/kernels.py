@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _compat
+from . import _compat, timing
 
 _compat.apply()
 import neural_tangents as nt  # noqa: E402
@@ -579,11 +579,10 @@ def kernel_cost(
     compiled once (not timed); the time is the best of ``repeats`` runs; the
     operation count and the memory are what XLA reports for the compiled
     executable (``Compiled.cost_analysis()`` and ``Compiled.memory_analysis()``:
-    temporary buffers, excluding inputs and outputs). A measuring tool for
+    temporary buffers, excluding inputs and outputs; 0 where the backend reports
+    none), read by :func:`ntkbook.timing.xla_accounting`. A measuring tool for
     chapter 14 and the benchmarks, not a unit-tested claim.
     """
-    import time
-
     if kind not in ("entk", "trace", "pntk"):
         raise ValueError(f"kind must be 'entk', 'trace' or 'pntk', got {kind!r}")
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
@@ -591,20 +590,11 @@ def kernel_cost(
     x, _ = _check_inputs(x, None)
     fn = _pntk_head(apply_fn, "first") if kind == "pntk" else apply_fn
     kfn = _nt_kernel_fn(fn, "structured", (-1,) if kind == "trace" else (), (), vmap_axes)
-    compiled = kfn.lower(x, None, params).compile()
-    analysis = compiled.memory_analysis()
-    temp = int(getattr(analysis, "temp_size_in_bytes", 0)) if analysis is not None else 0
-    costs = compiled.cost_analysis()
-    costs = costs[0] if isinstance(costs, (list, tuple)) and costs else costs
-    flops = float(costs.get("flops", float("nan"))) if isinstance(costs, dict) else float("nan")
-    out = compiled(x, None, params)
-    out.block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        compiled(x, None, params).block_until_ready()
-        best = min(best, time.perf_counter() - start)
-    return KernelCost(best, flops, temp, int(out.nbytes))
+    compiled, _ = timing.compile_timed(kfn, x, None, params)
+    acc = timing.xla_accounting(compiled)
+    out = jax.block_until_ready(compiled(x, None, params))  # the warm-up run; its result gives the size
+    best = timing.best_time(lambda: compiled(x, None, params), repeats=int(repeats), warmup=0)["min_s"]
+    return KernelCost(best, acc["flops"], acc["temp_bytes"] or 0, int(out.nbytes))
 # --- arc-cosine recursion (chapters 03-05) ---
 class ArcCosineKernels(NamedTuple):
     """Infinite-width NNGP and NTK of a ReLU MLP, each ``(N1, N2)``."""

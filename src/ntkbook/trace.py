@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
@@ -52,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import kernels
+from . import kernels, timing
 
 Method = Literal["exact", "jvp", "fd", "auto"]
 METHODS: tuple[str, ...] = ("exact", "jvp", "fd", "auto")
@@ -261,13 +260,8 @@ def _result(samples: np.ndarray | None, value: float, method: str, eps: float | 
 
 
 def _time(fn: Callable[[], Any], repeats: int = 2) -> float:
-    jax.block_until_ready(fn())  # compile and warm up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - start)
-    return best
+    """Best of ``repeats`` timed calls of ``fn`` after one untimed call (which compiles)."""
+    return timing.best_time(fn, repeats=repeats, warmup=1)["min_s"]
 
 
 def ntk_trace(

@@ -276,7 +276,8 @@ class SemiSupResult(NamedTuple):
             metrics have shape ``(records, len(taus))``. Names: ``test_acc``,
             ``labelled_acc``, ``ema_test_acc``, ``trace_sup``, ``trace_unsup_weak``,
             ``trace_unsup_strong``, ``trace_pseudo`` (NaN when nothing is
-            pseudo-labelled), ``pseudo_fraction``, ``pseudo_precision`` (NaN likewise),
+            pseudo-labelled), each with a standard error ``trace_*_se`` over the probe
+            images, ``pseudo_fraction``, ``pseudo_precision`` (NaN likewise),
             ``thm_distance``, ``thm_lhs``, ``thm_trace``, ``thm_rms``, ``thm_ratio``,
             ``thm_grad_norm``, ``thm_grad_ratio`` (:class:`Thm51Terms`).
     """
@@ -342,7 +343,8 @@ def train_fixmatch(
         weak_shift: ``max_shift`` of :func:`ntkbook.augment.weak`.
         strong_kwargs: keyword arguments of :func:`ntkbook.augment.strong`.
         record_steps: steps at which to record (default: 0 and ``steps``).
-        n_probe: images in each probe set (labelled, unlabelled), at most the set sizes.
+        n_probe: unlabelled images in the probe set (at most the unlabelled set); the
+            labelled probe set is the whole labelled set (few images by design).
         probe_key: key of the probe images and their fixed augmentation draws
             (default: derived from ``key``, ``fold_in(key, 2**31 - 1)``).
         progress, desc: progress bar.
@@ -419,8 +421,8 @@ def _train(apply_fn, params, split, steps, *, key, taus, threshold, unlabelled_w
     if not supervised and mu * batch_size > n_u:
         raise ValueError(f"mu * batch_size = {mu * batch_size} exceeds the {n_u} unlabelled images")
     n_probe = _check_posint(n_probe, "n_probe")
-    if n_probe > min(n_l, n_u):
-        raise ValueError(f"n_probe must be at most min(labelled, unlabelled) = {min(n_l, n_u)}, got {n_probe}")
+    if n_probe > n_u:
+        raise ValueError(f"n_probe must be at most the {n_u} unlabelled images, got {n_probe}")
 
     # ---- loss and batches (key protocol of _step_keys)
     if supervised:
@@ -451,7 +453,7 @@ def _train(apply_fn, params, split, steps, *, key, taus, threshold, unlabelled_w
     # ---- fixed probe sets for the recorder
     pk = jax.random.fold_in(key, 2**31 - 1) if probe_key is None else probe_key
     kl, ku, kwl, kwu, ksu = _step_keys(pk)
-    il = np.asarray(jax.random.choice(kl, n_l, (n_probe,), replace=False))
+    il = np.arange(n_l)
     iu = np.asarray(jax.random.choice(ku, n_u, (n_probe,), replace=False))
     p_lw = augment.weak(kwl, x_l[il], max_shift=weak_shift)
     p_yl = y_l[il]
@@ -460,6 +462,7 @@ def _train(apply_fn, params, split, steps, *, key, taus, threshold, unlabelled_w
     p_yu_hidden = jnp.asarray(split.y_unlabelled)[iu]
     probes_all = jnp.concatenate([p_lw, p_uw, p_us])
     x_te, y_te = jnp.asarray(split.x_test), jnp.asarray(split.y_test)
+    k_out = int(jax.eval_shape(apply_fn, params, x_l[:1]).shape[-1])
 
     @jax.jit
     def evaluate(p):
@@ -471,22 +474,23 @@ def _train(apply_fn, params, split, steps, *, key, taus, threshold, unlabelled_w
     def record_fn(p, step):
         test_acc, lab_acc, ema_acc, labels, mask = evaluate(p)
         mask = np.asarray(mask)
-        k = 10
-        diag = trace.exact_diagonal(apply_fn, p["model"], probes_all) / k
-        d_l, d_uw, d_us = diag[:n_probe], diag[n_probe:2 * n_probe], diag[2 * n_probe:]
-        out = dict(test_acc=test_acc, labelled_acc=lab_acc, ema_test_acc=ema_acc,
-                   trace_sup=d_l.mean(), trace_unsup_weak=d_uw.mean(), trace_unsup_strong=d_us.mean(),
-                   trace_pseudo=d_us[mask].mean() if mask.any() else np.nan, pseudo_fraction=mask.mean(),
-                   pseudo_precision=(np.asarray(labels)[mask] == np.asarray(p_yu_hidden)[mask]).mean()
-                   if mask.any() else np.nan)
+        diag = trace.exact_diagonal(apply_fn, p["model"], probes_all) / k_out
+        d_l, d_uw, d_us = diag[:n_l], diag[n_l:n_l + n_probe], diag[n_l + n_probe:]
+        out = dict(test_acc=test_acc, labelled_acc=lab_acc, ema_test_acc=ema_acc, pseudo_fraction=mask.mean())
+        for name, d in (("sup", d_l), ("unsup_weak", d_uw), ("unsup_strong", d_us), ("pseudo", d_us[mask])):
+            out[f"trace_{name}"] = d.mean() if d.size else np.nan
+            # standard error of the mean over the probe images (the images are a sample)
+            out[f"trace_{name}_se"] = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else np.nan
+        hits = np.asarray(labels)[mask] == np.asarray(p_yu_hidden)[mask]
+        out["pseudo_precision"] = hits.mean() if hits.size else np.nan
         # Thm 5.1 on the samples of the training loss: labelled (true labels) and, for
         # FixMatch, the strong views of the pseudo-labelled ones (pseudo-labels)
         if supervised:
-            xs, ys, ws = p_lw, p_yl, jnp.ones(n_probe)
+            xs, ys, ws = p_lw, p_yl, jnp.ones(n_l)
         else:
             xs = jnp.concatenate([p_lw, p_us])
             ys = jnp.concatenate([p_yl, labels])
-            ws = jnp.concatenate([jnp.ones(n_probe), jnp.asarray(mask, jnp.float32)])
+            ws = jnp.concatenate([jnp.ones(n_l), jnp.asarray(mask, jnp.float32)])
         terms = [thm51_terms(apply_fn, p["model"], e, xs, ys, tau, weights=ws) for tau, e in zip(taus, p["ema"])]
         for name, field in (("distance", 0), ("lhs", 1), ("trace", 2), ("rms", 3), ("ratio", 4), ("grad_norm", 5),
                             ("grad_ratio", 6)):

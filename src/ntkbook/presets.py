@@ -182,7 +182,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "ci": dict(
             n_labelled=5, n_test=50, hidden=(256, 256), lr=0.1, weight_decay=5e-4, batch_size=32, mu=7,
             threshold=0.95, taus=(0.9, 0.99, 0.999), steps=1500, records=16, n_probe=150,
-            sweep_labelled=(2, 10), sweep_steps=600, sweep_records=8,
+            sweep_labelled=(2, 10), sweep_steps=400, sweep_records=7,
         ),
         "book": dict(
             n_labelled=5, n_test=50, hidden=(256, 256), lr=0.1, weight_decay=5e-4, batch_size=32, mu=7,

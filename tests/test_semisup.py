@@ -201,6 +201,7 @@ def test_thm51_inequality_holds_under_its_hypothesis_and_can_fail_without(x64, t
     (dict(n_probe=5000), ValueError, "n_probe"),
     (dict(unlabelled_weight=-1.0), ValueError, "unlabelled_weight"),
     (dict(key=None), TypeError, "key"),
+    (dict(probe_key=3), TypeError, "probe_key"),
     (dict(strong_kwargs=dict(strength=2.0)), ValueError, "strength"),
 ])
 def test_bad_training_inputs_raise(split, kw, exc, name):
@@ -212,6 +213,8 @@ def test_bad_split_and_thm_inputs_raise(split):
     net, p0 = _small_net()
     with pytest.raises(TypeError, match="split"):
         semisup.train_supervised(net.apply_fn, p0, tuple(split), 5, key=KEY)
+    with pytest.raises(ValueError, match="steps"):
+        semisup.train_supervised(net.apply_fn, p0, split, 0, key=KEY)
     with pytest.raises(ValueError, match="n_labelled_per_class"):
         semisup.semisup_split(0, 5, KEY)
     with pytest.raises(ValueError, match="n_per_class"):

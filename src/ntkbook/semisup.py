@@ -407,6 +407,9 @@ def _train(apply_fn, params, split, steps, *, key, taus, threshold, unlabelled_w
     if not isinstance(split, SemiSupSplit):
         raise TypeError(f"split must be a SemiSupSplit (from semisup_split), got {type(split).__name__}")
     data._check_key(key)
+    if probe_key is not None:
+        data._check_key(probe_key, "probe_key")
+    steps = _check_posint(steps, "steps")
     taus = _check_taus(taus)
     unlabelled_weight = _check_nonneg(unlabelled_weight, "unlabelled_weight")
     weak_shift = _check_nonneg(weak_shift, "weak_shift", integer=True)
@@ -452,7 +455,7 @@ def _train(apply_fn, params, split, steps, *, key, taus, threshold, unlabelled_w
 
     # ---- fixed probe sets for the recorder
     pk = jax.random.fold_in(key, 2**31 - 1) if probe_key is None else probe_key
-    kl, ku, kwl, kwu, ksu = _step_keys(pk)
+    _, ku, kwl, kwu, ksu = _step_keys(pk)
     il = np.arange(n_l)
     iu = np.asarray(jax.random.choice(ku, n_u, (n_probe,), replace=False))
     p_lw = augment.weak(kwl, x_l[il], max_shift=weak_shift)

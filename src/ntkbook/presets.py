@@ -191,8 +191,8 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         ),
         "paper": dict(
             n_labelled=5, n_test=50, hidden=(512, 512), lr=0.1, weight_decay=5e-4, batch_size=32, mu=7,
-            threshold=0.95, taus=(0.9, 0.99, 0.999), steps=30000, records=40, n_probe=600,
-            sweep_labelled=(2, 10, 40), sweep_steps=15000, sweep_records=25,
+            threshold=0.95, taus=(0.9, 0.99, 0.999), steps=12000, records=35, n_probe=500,
+            sweep_labelled=(2, 10, 40), sweep_steps=6000, sweep_records=20,
         ),
     },
     "10_scaling_laws": {

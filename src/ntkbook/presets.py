@@ -207,6 +207,23 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             anim_frames=30,
         ),
     },
+    "09_semisup": {
+        "ci": dict(
+            n_labelled=5, n_test=50, hidden=(256, 256), lr=0.1, weight_decay=5e-4, batch_size=32, mu=7,
+            threshold=0.95, taus=(0.9, 0.99, 0.999), steps=1500, records=16, n_probe=150,
+            sweep_labelled=(2, 10), sweep_steps=400, sweep_records=7,
+        ),
+        "book": dict(
+            n_labelled=5, n_test=50, hidden=(256, 256), lr=0.1, weight_decay=5e-4, batch_size=32, mu=7,
+            threshold=0.95, taus=(0.9, 0.99, 0.999), steps=4000, records=25, n_probe=300,
+            sweep_labelled=(2, 10, 40), sweep_steps=2500, sweep_records=16,
+        ),
+        "paper": dict(
+            n_labelled=5, n_test=50, hidden=(512, 512), lr=0.1, weight_decay=5e-4, batch_size=32, mu=7,
+            threshold=0.95, taus=(0.9, 0.99, 0.999), steps=12000, records=35, n_probe=500,
+            sweep_labelled=(2, 10, 40), sweep_steps=6000, sweep_records=20,
+        ),
+    },
     "10_scaling_laws": {
         "ci": dict(
             dim=16, width=128, learning_rate=2.0, momentum=0.9, steps=1000, n_records=30,

@@ -17,9 +17,13 @@ Modules (one concept each):
 - :mod:`ntkbook.lazy`     laziness diagnostics: gradient norm, Hessian operator norm
 - :mod:`ntkbook.trace`    the eNTK trace: exact, Hutchinson (JVP) and finite-difference estimators
 - :mod:`ntkbook.svm`      hard-margin kernel SVM and the trace approximation of its optimum
+- :mod:`ntkbook.augment`  weak and strong augmentations of the 8x8 digits (pure functions of a key)
+- :mod:`ntkbook.semisup`  FixMatch with EMA copies, the four traces and Thm 5.1 of the trace paper
 - :mod:`ntkbook.scaling`  learning curves of a network, its eNTK and its infinite NTK; after-kernels
 - :mod:`ntkbook.dynamics` one-step A K G decomposition, preference losses, look-ahead active learning
 - :mod:`ntkbook.collapse` block-structured kernels and the gradient-flow ODE of neural collapse
+- :mod:`ntkbook.ntk_change` how far training moves the NTK across the (sigma_w^2, depth) phase diagram
+- :mod:`ntkbook.transformer` a one-layer ReLU transformer in plain JAX (modular-addition grokking)
 - :mod:`ntkbook.timing`   timing compiled JAX code, XLA's flop and memory accounting
 - :mod:`ntkbook.progress` progress bars, or one summary line per loop in the static book
 - :mod:`ntkbook.plotting` style, palette, animations (the only matplotlib user)

@@ -505,3 +505,40 @@ def invariant_alignment(features: Any, labels: Any, weights: Any, kappas: Any) -
     """
     ww, s = invariant_terms(features, labels, weights, kappas)
     return float(np.sum(ww * s) / (np.linalg.norm(ww) * np.linalg.norm(s)))
+
+
+# --- when a curve jumps and when it settles (chapter 08) ---
+def _curve(steps: Any, values: Any) -> tuple[np.ndarray, np.ndarray]:
+    s, v = np.asarray(steps), np.asarray(values, dtype=np.float64)
+    if s.ndim != 1 or v.shape != s.shape or s.size == 0:
+        raise ValueError(f"steps and values must be 1-D of the same non-zero length, got {s.shape} and {v.shape}")
+    if np.any(np.diff(s) <= 0):
+        raise ValueError("steps must be strictly increasing")
+    return s, v
+
+
+def first_reaching(steps: Any, values: Any, threshold: float) -> int | None:
+    """The first recorded step at which ``values >= threshold`` (``None`` if never).
+
+    Used to date the train- and test-accuracy jumps of grokking ([trace] Sect. 5.2).
+    """
+    s, v = _curve(steps, values)
+    hit = np.flatnonzero(v >= threshold)
+    return int(s[hit[0]]) if hit.size else None
+
+
+def settling_step(steps: Any, values: Any, rtol: float) -> int:
+    """The first recorded step from which a curve stays within ``rtol`` of its final value.
+
+    That is the smallest ``s_j`` with ``|v_i - v_end| <= rtol |v_end|`` for every
+    ``i >= j``; a curve that only reaches its band at the last record settles
+    there. This dates "the trace stabilises" in [trace] Sect. 5.2.
+
+    Raises:
+        ValueError: ``rtol`` not positive, bad shapes, non-increasing steps.
+    """
+    if not (isinstance(rtol, (int, float, np.floating)) and rtol > 0):
+        raise ValueError(f"rtol must be a positive number, got {rtol!r}")
+    s, v = _curve(steps, values)
+    outside = np.flatnonzero(np.abs(v - v[-1]) > rtol * abs(v[-1]))
+    return int(s[outside[-1] + 1]) if outside.size else int(s[0])

@@ -178,6 +178,52 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             anim_frames=20,
         ),
     },
+    "08_grokking": {
+        "ci": dict(
+            p=47, train_fraction=0.5, hidden=(128, 128), lr=3e-3, weight_decay=1.0, steps=4000, records=41,
+            trace_n=128, perturb_eps=0.1, perturb_probes=4, acc_rise=0.1, acc_jump=0.9, settle_rtol=0.05,
+            tf_p=47, tf_fraction=0.5, tf_d_model=64, tf_heads=4, tf_steps=2000, tf_lr=3e-3, tf_records=21,
+            digits_train_per_class=20, digits_test_per_class=150, digits_hidden=(200, 200), digits_alpha=8.0,
+            digits_lr=1e-2, digits_weight_decay=0.05, digits_steps=8000, digits_records=41, digits_baseline_steps=2000,
+            digits_acc_rise=0.2, digits_acc_jump=0.5,
+            anim_frames=10,
+        ),
+        "book": dict(
+            p=97, train_fraction=0.4, hidden=(256, 256), lr=1e-3, weight_decay=1.0, steps=6000, records=61,
+            trace_n=256, perturb_eps=0.1, perturb_probes=8, acc_rise=0.1, acc_jump=0.9, settle_rtol=0.05,
+            tf_p=47, tf_fraction=0.5, tf_d_model=64, tf_heads=4, tf_steps=3000, tf_lr=3e-3, tf_records=31,
+            digits_train_per_class=20, digits_test_per_class=150, digits_hidden=(200, 200), digits_alpha=8.0,
+            digits_lr=1e-2, digits_weight_decay=0.03, digits_steps=12000, digits_records=61, digits_baseline_steps=3000,
+            digits_acc_rise=0.2, digits_acc_jump=0.5,
+            anim_frames=20,
+        ),
+        "paper": dict(
+            p=113, train_fraction=0.3, hidden=(512, 512), lr=1e-3, weight_decay=1.0, steps=20000, records=81,
+            trace_n=512, perturb_eps=0.1, perturb_probes=16, acc_rise=0.1, acc_jump=0.9, settle_rtol=0.05,
+            tf_p=113, tf_fraction=0.3, tf_d_model=128, tf_heads=4, tf_steps=20000, tf_lr=1e-3, tf_records=81,
+            digits_train_per_class=20, digits_test_per_class=150, digits_hidden=(200, 200), digits_alpha=8.0,
+            digits_lr=1e-2, digits_weight_decay=0.02, digits_steps=20000, digits_records=81, digits_baseline_steps=4000,
+            digits_acc_rise=0.2, digits_acc_jump=0.5,
+            anim_frames=30,
+        ),
+    },
+    "09_semisup": {
+        "ci": dict(
+            n_labelled=5, n_test=50, hidden=(256, 256), lr=0.1, weight_decay=5e-4, batch_size=32, mu=7,
+            threshold=0.95, taus=(0.9, 0.99, 0.999), steps=1500, records=16, n_probe=150,
+            sweep_labelled=(2, 10), sweep_steps=400, sweep_records=7,
+        ),
+        "book": dict(
+            n_labelled=5, n_test=50, hidden=(256, 256), lr=0.1, weight_decay=5e-4, batch_size=32, mu=7,
+            threshold=0.95, taus=(0.9, 0.99, 0.999), steps=4000, records=25, n_probe=300,
+            sweep_labelled=(2, 10, 40), sweep_steps=2500, sweep_records=16,
+        ),
+        "paper": dict(
+            n_labelled=5, n_test=50, hidden=(512, 512), lr=0.1, weight_decay=5e-4, batch_size=32, mu=7,
+            threshold=0.95, taus=(0.9, 0.99, 0.999), steps=12000, records=35, n_probe=500,
+            sweep_labelled=(2, 10, 40), sweep_steps=6000, sweep_records=20,
+        ),
+    },
     "10_scaling_laws": {
         "ci": dict(
             dim=16, width=128, learning_rate=2.0, momentum=0.9, steps=1000, n_records=30,

@@ -377,3 +377,85 @@ def fit_classifier(
 
     return fit(loss_fn, params, optimizer, steps, data=(x_tr, y_tr), sample_batch=sample_batch, key=key,
                record_steps=record_steps, record_fn=record_fn, progress=progress, desc=desc)
+
+
+# --- full-batch training with any optax optimiser, recording accuracies (chapters 08-09) ---
+RECORDED_LOSSES = ("cross_entropy", "mse")
+
+
+def fit_recorded(
+    apply_fn: Callable,
+    params: Params,
+    split: Sequence[Any],
+    steps: int,
+    optimizer: optax.GradientTransformation,
+    *,
+    loss: str = "cross_entropy",
+    record_steps: Iterable[int] | None = None,
+    recorders: Mapping[str, Callable[[Params], Any]] | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+) -> tuple[Params, History]:
+    """Full-batch training of a classifier with ``optimizer``, recording as it goes.
+
+    The grokking recipes of [trace] Sect. 5.2 train on the whole (small) training
+    set with AdamW and weight decay, e.g. ``optax.adamw(1e-3, weight_decay=1.0)``,
+    and with either the cross-entropy loss (modular addition) or the MSE loss
+    on one-hot targets (the MNIST recipe of Liu et al. 2022, "Omnigrok"). At
+    every record step this stores ``train_loss``, ``train_acc``, ``test_loss``,
+    ``test_acc`` (full sets) and the value of every recorder.
+
+    Args:
+        apply_fn: ``f(params, x)`` returning ``(N, k)`` logits / outputs.
+        params: initial parameters (not modified).
+        split: ``(x_train, y_train, x_test, y_test)`` with integer labels in ``[0, k)``.
+        steps: number of updates.
+        optimizer: any ``optax`` transformation.
+        loss: ``"cross_entropy"`` (softmax) or ``"mse"`` (:func:`mse_loss` against
+            one-hot targets; accuracy by the largest output).
+        record_steps: steps at which to record (default ``0`` and ``steps``).
+        recorders: ``{name: fn(params) -> value}``, evaluated at every record step.
+        progress, desc: progress bar.
+
+    Returns:
+        ``(final_params, history)``.
+
+    Raises:
+        ValueError: unknown loss, non-integer labels or labels out of range,
+            mismatched shapes.
+    """
+    if loss not in RECORDED_LOSSES:
+        raise ValueError(f"loss must be one of {RECORDED_LOSSES}, got {loss!r}")
+    if len(split) != 4:
+        raise ValueError("split must be (x_train, y_train, x_test, y_test)")
+    x_tr, y_tr, x_te, y_te = (jnp.asarray(a) for a in split)
+    if x_tr.shape[0] != y_tr.shape[0] or x_te.shape[0] != y_te.shape[0] or y_tr.ndim != 1 or y_te.ndim != 1:
+        raise ValueError(f"labels must be 1-D and match the inputs, got {x_tr.shape}/{y_tr.shape}, "
+                         f"{x_te.shape}/{y_te.shape}")
+    if not (jnp.issubdtype(y_tr.dtype, jnp.integer) and jnp.issubdtype(y_te.dtype, jnp.integer)):
+        raise ValueError(f"labels must be integers, got {y_tr.dtype} and {y_te.dtype}")
+    k = int(jax.eval_shape(apply_fn, params, x_tr[:1]).shape[-1])
+    if int(jnp.min(jnp.concatenate([y_tr, y_te]))) < 0 or int(jnp.max(jnp.concatenate([y_tr, y_te]))) >= k:
+        raise ValueError(f"labels must lie in [0, {k}) for a network with {k} outputs")
+    if loss == "mse":
+        mse = mse_loss(apply_fn)
+
+        def loss_fn(p, batch):
+            x, labels = batch
+            return mse(p, (x, jax.nn.one_hot(labels, k, dtype=x.dtype)))
+    else:
+        loss_fn = cross_entropy_loss(apply_fn)
+
+    @jax.jit
+    def evaluate(p):
+        return (loss_fn(p, (x_tr, y_tr)), accuracy(apply_fn(p, x_tr), y_tr),
+                loss_fn(p, (x_te, y_te)), accuracy(apply_fn(p, x_te), y_te))
+
+    def record_fn(p, step):
+        values = dict(zip(("train_loss", "train_acc", "test_loss", "test_acc"), evaluate(p)))
+        for name, fn in (recorders or {}).items():
+            values[name] = fn(p)
+        return values
+
+    return fit(loss_fn, params, optimizer, steps, data=(x_tr, y_tr), record_steps=record_steps,
+               record_fn=record_fn, progress=progress, desc=desc)

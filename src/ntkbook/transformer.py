@@ -1,0 +1,151 @@
+"""A one-layer ReLU transformer in plain JAX, for ``a + b =`` sequences.
+
+The model of the grokking experiments of [trace] Sect. 5.2, after
+Nanda et al. (2023): tokens are embedded (token embedding plus a learned
+positional embedding), one block of causal multi-head self-attention and one
+ReLU MLP are added to the residual stream (no layer norm), and the logits are
+read from the last position (the ``=`` token) through an unembedding matrix.
+
+Inputs are **one-hot token sequences** of shape ``(N, T, V)`` (floating point),
+so that the embedding is a matrix product ``x @ W_E``. That makes the model a
+function of a real input, like the MLP on one-hot pairs: the eNTK and trace
+code (:mod:`ntkbook.trace`) and the input-perturbation distance (which adds
+Gaussian noise to the inputs) accept it unchanged. Integer token arrays are
+accepted too and one-hot encoded on the fly. :func:`sequences` builds the
+``a, b, =`` sequences from the pairs of :func:`ntkbook.data.modular_arithmetic`.
+
+Initialisation: every weight matrix is ``N(0, 1 / fan_in)``, the token and
+positional embeddings ``N(0, 1)``; biases start at 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ApplyFn = Callable[..., jax.Array]
+
+
+class Transformer(NamedTuple):
+    """``params = init_fn(key)``; ``apply_fn(params, x) -> (N, out_dim)`` logits."""
+
+    init_fn: Callable[[jax.Array], dict[str, jax.Array]]
+    apply_fn: ApplyFn
+    vocab: int
+    seq_len: int
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def transformer(
+    vocab: int,
+    seq_len: int,
+    out_dim: int,
+    *,
+    d_model: int = 128,
+    heads: int = 4,
+    d_mlp: int = 512,
+) -> Transformer:
+    """A one-layer ReLU transformer ([trace] Sect. 5.2; Nanda et al. 2023).
+
+    ``h = x W_E + P``; ``h <- h + Attn(h)`` (causal, ``heads`` heads of size
+    ``d_model / heads``); ``h <- h + W_out relu(W_in h + b_in) + b_out``;
+    logits ``= h[:, -1] W_U``.
+
+    Args:
+        vocab: number of tokens ``V`` (for ``a + b =`` mod ``p``: ``p + 1``).
+        seq_len: sequence length ``T`` (3 for ``a, b, =``).
+        out_dim: number of logits.
+        d_model: width of the residual stream; divisible by ``heads``.
+        heads: number of attention heads.
+        d_mlp: hidden units of the MLP.
+
+    Returns:
+        A :class:`Transformer`. ``apply_fn`` takes one-hot inputs ``(N, T, V)``
+        (or integer tokens ``(N, T)``).
+
+    Raises:
+        ValueError: a size that is not a positive integer, or ``d_model`` not
+            divisible by ``heads``.
+    """
+    vocab = _positive_int(vocab, "vocab")
+    seq_len = _positive_int(seq_len, "seq_len")
+    out_dim = _positive_int(out_dim, "out_dim")
+    d_model = _positive_int(d_model, "d_model")
+    heads = _positive_int(heads, "heads")
+    d_mlp = _positive_int(d_mlp, "d_mlp")
+    if d_model % heads:
+        raise ValueError(f"d_model ({d_model}) must be divisible by heads ({heads})")
+    d_head = d_model // heads
+
+    def init_fn(key: jax.Array) -> dict[str, jax.Array]:
+        ks = jax.random.split(key, 9)
+
+        def normal(k, shape, fan_in):
+            return jax.random.normal(k, shape) / math.sqrt(fan_in)
+
+        return {
+            "embed": normal(ks[0], (vocab, d_model), 1.0),
+            "pos": normal(ks[1], (seq_len, d_model), 1.0),
+            "W_Q": normal(ks[2], (heads, d_model, d_head), d_model),
+            "W_K": normal(ks[3], (heads, d_model, d_head), d_model),
+            "W_V": normal(ks[4], (heads, d_model, d_head), d_model),
+            "W_O": normal(ks[5], (heads, d_head, d_model), d_model),
+            "W_in": normal(ks[6], (d_model, d_mlp), d_model),
+            "b_in": jnp.zeros((d_mlp,)),
+            "W_out": normal(ks[7], (d_mlp, d_model), d_mlp),
+            "b_out": jnp.zeros((d_model,)),
+            "unembed": normal(ks[8], (d_model, out_dim), d_model),
+        }
+
+    def apply_fn(params: dict[str, jax.Array], x: Any, **unused: Any) -> jax.Array:
+        x = jnp.asarray(x)
+        if jnp.issubdtype(x.dtype, jnp.integer):
+            x = jax.nn.one_hot(x, vocab, dtype=params["embed"].dtype)
+        if x.ndim != 3 or x.shape[1:] != (seq_len, vocab):
+            raise ValueError(f"x must have shape (N, {seq_len}, {vocab}) (one-hot) or (N, {seq_len}) (tokens), "
+                             f"got {x.shape}")
+        # Only the last position's output is read, and one layer means nothing flows back to
+        # earlier positions: keys and values are needed at every position, the query, the
+        # attention output and the MLP only at the last one (the causal mask lets the last
+        # position see every token, so it drops out). Same function as the full causal block,
+        # about 2x fewer flops (tested against it in tests/test_transformer.py).
+        h = x @ params["embed"] + params["pos"]
+        last = h[:, -1]
+        q = jnp.einsum("nd,hde->nhe", last, params["W_Q"])
+        k = jnp.einsum("ntd,hde->nhte", h, params["W_K"])
+        v = jnp.einsum("ntd,hde->nhte", h, params["W_V"])
+        attn = jax.nn.softmax(jnp.einsum("nhe,nhse->nhs", q, k) / math.sqrt(d_head), axis=-1)
+        last = last + jnp.einsum("nhe,hed->nd", jnp.einsum("nhs,nhse->nhe", attn, v), params["W_O"])
+        last = last + jax.nn.relu(last @ params["W_in"] + params["b_in"]) @ params["W_out"] + params["b_out"]
+        return last @ params["unembed"]
+
+    return Transformer(init_fn, apply_fn, vocab, seq_len)
+
+
+def sequences(pairs: Any, p: int) -> np.ndarray:
+    """One-hot ``a, b, =`` sequences for token pairs ``(a, b)``: shape ``(n, 3, p + 1)``.
+
+    Token ``p`` is the ``=`` sign.
+
+    Raises:
+        ValueError: ``pairs`` not of shape ``(n, 2)``, tokens outside ``[0, p)``, ``p < 2``.
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 2:
+        raise ValueError(f"modulus p must be an integer >= 2, got {p!r}")
+    pairs = np.asarray(pairs)
+    if pairs.ndim != 2 or pairs.shape[1] != 2:
+        raise ValueError(f"pairs must have shape (n, 2), got {pairs.shape}")
+    if pairs.size and (pairs.min() < 0 or pairs.max() >= p):
+        raise ValueError(f"tokens must lie in [0, {p}), got {pairs.min()}..{pairs.max()}")
+    tokens = np.concatenate([pairs, np.full((len(pairs), 1), p, pairs.dtype)], axis=1)
+    return np.eye(p + 1, dtype=np.float32)[tokens]

@@ -123,10 +123,10 @@ colab: venv
 # benchmarks/results/latest.json, section by section. `make bench` runs every
 # section at full size, chapters at the ci and book presets included (about an
 # hour on 2 cores); `make bench-quick` runs the kernel sections small (< 5 min).
-# `make bench CHAPTERS=05_finite_ntk` re-times only that chapter (ci and book) and
-# replaces its rows in the results file.
+# `make bench CHAPTERS=05_finite_ntk` re-times only that chapter (ci and book, or
+# PRESETS=ci) and replaces its rows in the results file.
 bench: venv
-	$(BIN)/python -m benchmarks.run --size full $(if $(SECTIONS),--sections $(SECTIONS)) $(if $(CHAPTERS),--chapters $(CHAPTERS))
+	$(BIN)/python -m benchmarks.run --size full $(if $(SECTIONS),--sections $(SECTIONS)) $(if $(CHAPTERS),--chapters $(CHAPTERS)) $(if $(PRESETS),--presets $(PRESETS))
 
 bench-quick: venv
 	$(BIN)/python -m benchmarks.run --size quick $(if $(SECTIONS),--sections $(SECTIONS))

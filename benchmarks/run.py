@@ -28,7 +28,8 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
 SIZES = ("tiny", "quick", "full")
 
 
-def _sections(only_chapters: list[str] | None = None) -> dict[str, Callable[[str], Any]]:
+def _sections(only_chapters: list[str] | None = None,
+              chapter_presets: tuple[str, ...] | None = None) -> dict[str, Callable[[str], Any]]:
     from . import chapters, entk
 
     sections: dict[str, Callable[[str], Any]] = {
@@ -51,7 +52,8 @@ def _sections(only_chapters: list[str] | None = None) -> dict[str, Callable[[str
     def chapter_times(size: str) -> Any:
         if size == "tiny":  # the smoke test: one chapter at the ci preset
             return [chapters.run("ci", only=only_chapters or [chapters.chapter_files()[0].stem])]
-        return [chapters.run(p, only=only_chapters) for p in (("ci",) if size == "quick" else ("ci", "book"))]
+        presets = chapter_presets or (("ci",) if size == "quick" else ("ci", "book"))
+        return [chapters.run(p, only=only_chapters) for p in presets]
 
     sections["chapters"] = chapter_times
     return sections
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chapters", default=None,
                         help="comma-separated chapters (e.g. 05_finite_ntk) to re-time; their rows replace the "
                              "matching rows of the chapters section already in --out, the others are kept")
+    parser.add_argument("--presets", default=None,
+                        help="with --chapters: the presets to time them at (default: ci and book; ci at --size quick)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("NTKBOOK_PROGRESS", "summary")
@@ -84,7 +88,18 @@ def main(argv: list[str] | None = None) -> int:
             chapters.chapter_files(only)
         except ValueError as err:
             parser.error(f"--chapters: {err}")
-    available = _sections(only)
+    presets_ = tuple(p.strip() for p in args.presets.split(",") if p.strip()) if args.presets else None
+    if presets_ is not None:
+        if only is None:
+            parser.error("--presets goes with --chapters (a full chapters section times ci and book)")
+        from ntkbook import presets as _presets
+
+        for p in presets_:
+            try:
+                _presets.validate(p)
+            except ValueError as err:
+                parser.error(f"--presets: {err}")
+    available = _sections(only, presets_)
     if args.sections is None:
         names = [n for n in available if not (args.size == "quick" and n == "chapters")]
     else:

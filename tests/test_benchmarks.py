@@ -160,3 +160,7 @@ def test_run_rejects_unknown_chapters(capsys):
     assert "--chapters" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run.main(["--chapters", "01_lazy", "--sections", "entk", "--out", "/tmp/never-written.json"])
+    with pytest.raises(SystemExit):
+        run.main(["--chapters", "01_lazy", "--presets", "fast", "--out", "/tmp/never-written.json"])
+    with pytest.raises(SystemExit):
+        run.main(["--presets", "ci", "--out", "/tmp/never-written.json"])

@@ -364,6 +364,16 @@ def fit_classifier(
             return data[0][idx], data[1][idx]
 
 
+    record_fn = _split_recorder(apply_fn, loss_fn, acc_fn, (x_tr, y_tr, x_te, y_te), recorders)
+    return fit(loss_fn, params, optimizer, steps, data=(x_tr, y_tr), sample_batch=sample_batch, key=key,
+               record_steps=record_steps, record_fn=record_fn, progress=progress, desc=desc)
+
+
+def _split_recorder(apply_fn: Callable, loss_fn: LossFn, acc_fn: Callable, split: Sequence[jax.Array],
+                    recorders: Mapping[str, Callable[[Params], Any]] | None) -> Callable[[Params, int], dict]:
+    """A ``record_fn`` for :func:`fit`: loss and accuracy on the whole train and test sets, then the recorders."""
+    x_tr, y_tr, x_te, y_te = split
+
     @jax.jit
     def evaluate(p):
         return (loss_fn(p, (x_tr, y_tr)), acc_fn(apply_fn(p, x_tr), y_tr),
@@ -375,8 +385,7 @@ def fit_classifier(
             values[name] = fn(p)
         return values
 
-    return fit(loss_fn, params, optimizer, steps, data=(x_tr, y_tr), sample_batch=sample_batch, key=key,
-               record_steps=record_steps, record_fn=record_fn, progress=progress, desc=desc)
+    return record_fn
 
 
 # --- full-batch training with any optax optimiser, recording accuracies (chapters 08-09) ---
@@ -446,16 +455,6 @@ def fit_recorded(
     else:
         loss_fn = cross_entropy_loss(apply_fn)
 
-    @jax.jit
-    def evaluate(p):
-        return (loss_fn(p, (x_tr, y_tr)), accuracy(apply_fn(p, x_tr), y_tr),
-                loss_fn(p, (x_te, y_te)), accuracy(apply_fn(p, x_te), y_te))
-
-    def record_fn(p, step):
-        values = dict(zip(("train_loss", "train_acc", "test_loss", "test_acc"), evaluate(p)))
-        for name, fn in (recorders or {}).items():
-            values[name] = fn(p)
-        return values
-
+    record_fn = _split_recorder(apply_fn, loss_fn, accuracy, (x_tr, y_tr, x_te, y_te), recorders)
     return fit(loss_fn, params, optimizer, steps, data=(x_tr, y_tr), record_steps=record_steps,
                record_fn=record_fn, progress=progress, desc=desc)

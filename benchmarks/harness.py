@@ -23,11 +23,6 @@ import numpy as np
 from ntkbook import timing
 
 
-def block(x: Any) -> Any:
-    """Wait for every array in ``x`` (JAX dispatch is asynchronous)."""
-    return jax.block_until_ready(x)
-
-
 def timeit(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1) -> dict[str, Any]:
     """Wall time of ``fn()`` after ``warmup`` calls (which absorb compilation).
 

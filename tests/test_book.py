@@ -81,6 +81,36 @@ def test_first_code_cell_reads_its_preset(nb):
     assert "MPLBACKEND" not in "".join(code) and 'use("Agg")' not in "".join(code)
 
 
+# A literal key or seed inside a chapter would not move with $NTKBOOK_SEED.
+LITERAL_RANDOMNESS = re.compile(
+    r"\b(?:random\.PRNGKey|random\.key\b|default_rng|np\.random\.seed|RandomState|random_state\s*=)\s*\(?"
+)
+
+
+def literal_randomness(nb: pathlib.Path) -> list[str]:
+    """Lines of a chapter's code that draw randomness without going through ``cfg.key``/``cfg.rng``."""
+    return [
+        line.strip()
+        for c in _cells(nb)[1:]
+        if c["cell_type"] == "code"
+        for line in _src(c).splitlines()
+        if LITERAL_RANDOMNESS.search(line)
+    ]
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_every_random_draw_comes_from_the_book_seed(nb):
+    assert literal_randomness(nb) == [], f"{nb.name}: use cfg.key(stream) / cfg.rng(stream) instead"
+
+
+def test_literal_randomness_check_can_fail(tmp_path):
+    for line in ("k = jax.random.PRNGKey(0)", "rng = np.random.default_rng(3)", "jax.random.key(1)",
+                 "clf = SVC(random_state=0)"):
+        nb = _notebook(tmp_path, "from ntkbook import presets", line)
+        assert literal_randomness(nb), line
+    assert literal_randomness(_notebook(tmp_path, "from ntkbook import presets", "k = cfg.key(0)")) == []
+
+
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_ends_by_verifying_its_claims(nb):
     cells = _cells(nb)

@@ -56,3 +56,90 @@ def test_missing_setting_names_chapter_and_alternatives():
     with pytest.raises(AttributeError, match="01_lazy.*no setting 'depth'"):
         cfg.depth
     assert dict(cfg) == presets.CHAPTERS["01_lazy"]["ci"]
+
+
+# --- the book seed ($NTKBOOK_SEED) and the keys derived from it -------------------------
+
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+
+def _bits(key):
+    return np.asarray(jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key)
+
+
+def test_seed_defaults_to_zero_and_reads_the_environment(monkeypatch):
+    monkeypatch.delenv(presets.SEED_VAR, raising=False)
+    assert presets.seed() == 0
+    monkeypatch.setenv(presets.SEED_VAR, "  ")
+    assert presets.seed() == 0
+    monkeypatch.setenv(presets.SEED_VAR, "7")
+    assert presets.seed() == 7
+    assert presets.config("01_lazy", "ci").seed == 7
+    assert presets.config("01_lazy", "ci", seed_value=3).seed == 3
+
+
+@pytest.mark.parametrize("raw", ["-1", "1.5", "abc", "nan", "inf", "0x10", str(2**32)])
+def test_invalid_seed_in_the_environment_is_refused_by_name(monkeypatch, raw):
+    monkeypatch.setenv(presets.SEED_VAR, raw)
+    with pytest.raises(ValueError, match="NTKBOOK_SEED|seed must be in"):
+        presets.config("01_lazy", "ci")
+
+
+@pytest.mark.parametrize("bad, exc", [(-1, ValueError), (2**32, ValueError), (1.0, TypeError), (True, TypeError), ("1", TypeError)])
+def test_invalid_seed_argument_is_refused(bad, exc):
+    with pytest.raises(exc, match="seed"):
+        presets.config("01_lazy", "ci", seed_value=bad)
+
+
+@pytest.mark.parametrize("bad, exc", [(-1, ValueError), (2**32, ValueError), (0.5, TypeError), (False, TypeError), ("", ValueError), (None, TypeError)])
+def test_invalid_stream_is_refused(bad, exc):
+    cfg = presets.config("01_lazy", "ci", seed_value=0)
+    with pytest.raises(exc, match="stream"):
+        cfg.key(bad)
+    with pytest.raises(exc, match="stream"):
+        cfg.rng(bad)
+
+
+def test_seed_zero_gives_the_reference_keys():
+    # The documented contract: seed 0 is jax.random.PRNGKey(stream) and default_rng(stream).
+    cfg = presets.config("02_ntk_flow", "ci", seed_value=0)
+    for stream in (0, 1, 5, 1003):
+        np.testing.assert_array_equal(_bits(cfg.key(stream)), _bits(jax.random.PRNGKey(stream)))
+        np.testing.assert_array_equal(cfg.rng(stream).integers(0, 2**31, 8), np.random.default_rng(stream).integers(0, 2**31, 8))
+
+
+def test_every_seed_changes_every_stream_and_streams_stay_distinct():
+    streams = [0, 1, 2, 3, 100, 1000, "probes"]
+    table = {}
+    for s in range(6):
+        cfg = presets.config("05_finite_ntk", "ci", seed_value=s)
+        for stream in streams:
+            table[s, stream] = tuple(_bits(cfg.key(stream)).tolist())
+    # all 42 (seed, stream) keys are distinct: no seed reproduces another's draws
+    assert len(set(table.values())) == len(table)
+    # and the draws differ, not only the key bits
+    a = jax.random.normal(presets.derive_key(0, 0), (1000,))
+    b = jax.random.normal(presets.derive_key(0, 1), (1000,))
+    assert abs(float(jnp_corr(a, b))) < 4 / np.sqrt(1000)  # independent draws: |r| < 4 standard errors
+
+
+def jnp_corr(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return np.corrcoef(a, b)[0, 1]
+
+
+def test_named_streams_are_the_same_in_every_process():
+    # Python's hash() of a str changes between processes (PYTHONHASHSEED); the stream name must not.
+    code = (
+        "import numpy as np, jax; from ntkbook import presets; "
+        "print(np.asarray(presets.derive_key('probes', 3)).tolist(), presets.derive_rng('probes', 3).integers(0, 10**9))"
+    )
+    outs = set()
+    for hashseed in ("1", "2"):
+        env = {**__import__("os").environ, "PYTHONHASHSEED": hashseed}
+        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+    assert len(outs) == 1

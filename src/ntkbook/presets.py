@@ -14,17 +14,32 @@ A chapter reads its sizes once, at the top::
     cfg.widths, cfg.preset
 
 Chapters never branch on the preset name; they only read values from here.
+
+``NTKBOOK_SEED`` (default 0) selects the random draw. Every random number a
+chapter uses comes from its config, never from a literal key::
+
+    key = cfg.key(3)        # a JAX key for random stream 3 of this chapter
+    rng = cfg.rng(3)        # a NumPy generator for the same stream
+
+Seed 0 gives ``jax.random.PRNGKey(stream)``, the draws the book was first
+written with; seed ``s > 0`` folds ``s`` into that key, so every stream of every
+chapter changes together and nothing else does. ``make seeds`` executes chapters
+under several seeds and records which claims survive (appendix B).
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 ENV_VAR = "NTKBOOK_PRESET"
 DEFAULT = "book"
 NAMES: tuple[str, ...] = ("ci", "book", "paper")
+SEED_VAR = "NTKBOOK_SEED"
+#: Seeds and stream numbers must fit the 32-bit words of a raw JAX key.
+_MAX_U32 = 2**32 - 1
 
 
 def current() -> str:
@@ -45,13 +60,104 @@ def validate(name: str) -> str:
     return name
 
 
-class Config(Mapping[str, Any]):
-    """A chapter's sizes for one preset: a read-only mapping with attribute access."""
+def seed() -> int:
+    """Return the book's seed from ``$NTKBOOK_SEED`` (``0`` if unset or empty).
 
-    def __init__(self, chapter: str, preset: str, values: Mapping[str, Any]):
+    Raises:
+        ValueError: if the variable is not a decimal integer in ``[0, 2**32 - 1]``.
+    """
+    raw = os.environ.get(SEED_VAR, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit():
+        raise ValueError(f"${SEED_VAR}={raw!r} is not a seed; expected a non-negative integer such as 0, 1, 2")
+    return validate_seed(int(raw))
+
+
+def validate_seed(value: Any) -> int:
+    """Return ``value`` if it is an integer seed in ``[0, 2**32 - 1]``, else raise.
+
+    Raises:
+        TypeError: ``value`` is not an ``int`` (``bool`` and floats included).
+        ValueError: ``value`` is negative or does not fit 32 bits.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"seed must be an int, got {type(value).__name__} {value!r}")
+    if not 0 <= value <= _MAX_U32:
+        raise ValueError(f"seed must be in [0, {_MAX_U32}], got {value}")
+    return value
+
+
+def _stream_id(stream: int | str) -> int:
+    """Map a stream (an int, or a name hashed with CRC-32, stable across runs) to a 32-bit integer."""
+    if isinstance(stream, str):
+        if not stream:
+            raise ValueError("stream name must be a non-empty string")
+        return zlib.crc32(stream.encode())
+    if isinstance(stream, bool) or not isinstance(stream, int):
+        raise TypeError(f"stream must be an int or a str, got {type(stream).__name__} {stream!r}")
+    if not 0 <= stream <= _MAX_U32:
+        raise ValueError(f"stream must be in [0, {_MAX_U32}], got {stream}")
+    return stream
+
+
+def derive_key(stream: int | str, seed_value: int = 0):
+    """The JAX key of random stream ``stream`` under book seed ``seed_value``.
+
+    ``seed_value == 0`` gives ``jax.random.PRNGKey(stream)``; any other seed gives
+    ``jax.random.fold_in(jax.random.PRNGKey(stream), seed_value)``. A string
+    stream is first mapped to an integer with CRC-32 (the same on every run and
+    machine, unlike Python's ``hash``).
+
+    Raises:
+        TypeError / ValueError: a stream or seed that is not a 32-bit non-negative integer (or a name).
+    """
+    import jax  # deferred: reading a preset must not import JAX
+
+    sid = _stream_id(stream)
+    s = validate_seed(seed_value)
+    key = jax.random.PRNGKey(sid)
+    return key if s == 0 else jax.random.fold_in(key, s)
+
+
+def derive_rng(stream: int | str, seed_value: int = 0):
+    """A NumPy ``Generator`` for stream ``stream`` under book seed ``seed_value``.
+
+    Seed 0 gives ``np.random.default_rng(stream)``; seed ``s`` gives
+    ``np.random.default_rng([stream, s])`` (NumPy's ``SeedSequence`` mixes both words).
+    """
+    import numpy as np
+
+    sid = _stream_id(stream)
+    s = validate_seed(seed_value)
+    return np.random.default_rng(sid if s == 0 else [sid, s])
+
+
+class Config(Mapping[str, Any]):
+    """A chapter's sizes for one preset and the book seed: a read-only mapping with attribute access.
+
+    ``cfg.key(stream)`` and ``cfg.rng(stream)`` hand out the chapter's random
+    draws; the mapping holds only the sizes.
+    """
+
+    def __init__(self, chapter: str, preset: str, values: Mapping[str, Any], seed: int = 0):
         self._chapter = chapter
         self._preset = preset
         self._values = dict(values)
+        self._seed = validate_seed(seed)
+
+    @property
+    def seed(self) -> int:
+        """The book seed this config hands keys out for (``$NTKBOOK_SEED``)."""
+        return self._seed
+
+    def key(self, stream: int | str):
+        """The JAX PRNG key of random stream ``stream`` (see :func:`derive_key`)."""
+        return derive_key(stream, self._seed)
+
+    def rng(self, stream: int | str):
+        """A NumPy random generator for stream ``stream`` (see :func:`derive_rng`)."""
+        return derive_rng(stream, self._seed)
 
     @property
     def chapter(self) -> str:
@@ -83,7 +189,7 @@ class Config(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         body = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
-        return f"Config({self._chapter!r}, preset={self._preset!r}: {body})"
+        return f"Config({self._chapter!r}, preset={self._preset!r}, seed={self._seed}: {body})"
 
 
 # Every chapter defines the same keys in all three presets (a unit test checks).
@@ -407,17 +513,19 @@ def chapters() -> tuple[str, ...]:
     return tuple(CHAPTERS)
 
 
-def config(chapter: str, preset: str | None = None) -> Config:
-    """Return the sizes of ``chapter`` at ``preset`` (default: :func:`current`).
+def config(chapter: str, preset: str | None = None, seed_value: int | None = None) -> Config:
+    """Return the sizes of ``chapter`` at ``preset`` and the key source for the book seed.
 
     Args:
         chapter: chapter key such as ``"01_lazy"``.
         preset: ``"ci"``, ``"book"`` or ``"paper"``; ``None`` reads ``$NTKBOOK_PRESET``.
+        seed_value: the book seed; ``None`` reads ``$NTKBOOK_SEED`` (default 0).
 
     Raises:
-        ValueError: unknown chapter or preset.
+        ValueError: unknown chapter, preset or an invalid seed.
     """
     name = current() if preset is None else validate(preset)
     if chapter not in CHAPTERS:
         raise ValueError(f"unknown chapter {chapter!r}; expected one of {', '.join(CHAPTERS)}")
-    return Config(chapter, name, CHAPTERS[chapter][name])
+    s = seed() if seed_value is None else validate_seed(seed_value)
+    return Config(chapter, name, CHAPTERS[chapter][name], s)

@@ -12,8 +12,11 @@ preset, seed) replaces the old row and leaves the others. Appendix B renders
 the file.
 
 This is a measurement, not a test: ``make test`` runs the default seed only.
-A cell that times out is retried once in a fresh kernel, as ``make test`` does
-(jupyter/nbclient#312 can leave the executor waiting after a widget cell).
+A cell that times out is retried once in a fresh kernel, as ``make test`` does.
+The executor waits for kernel messages in short slices (``tools/nbclient_patch.py``,
+jupyter/nbclient#312), and each row records the longest gap between the kernel
+finishing one cell and starting the next (``max_gap_s``): a gap of more than a
+minute means the executor waited on nothing, and is reported.
 """
 
 from __future__ import annotations
@@ -61,11 +64,20 @@ def failure_line(traceback_text: str) -> str:
     return ""
 
 
-def run_one(notebook: str, preset: str, seed: int, timeout: int, retries: int = 1) -> dict[str, Any]:
+
+
+def run_one(notebook: str, preset: str, seed: int, timeout: int, retries: int = 1, patch: bool = True) -> dict[str, Any]:
     """Execute one chapter at one preset and seed in a fresh kernel; return its row."""
     import nbclient
     import nbformat
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import nbclient_patch
+    from nbclient_patch import STALL_S, max_gap
+
+    if patch:
+        nbclient_patch.apply()
 
     path = pathlib.Path(notebook)
     os.environ.update(NTKBOOK_PRESET=preset, NTKBOOK_SEED=str(seed), NTKBOOK_PROGRESS="off")
@@ -79,7 +91,10 @@ def run_one(notebook: str, preset: str, seed: int, timeout: int, retries: int = 
         start = time.perf_counter()
         try:
             client.execute()
-            row.update(status="pass", seconds=round(time.perf_counter() - start, 1))
+            gap = max_gap(nb)
+            row.update(status="pass", seconds=round(time.perf_counter() - start, 1), max_gap_s=gap)
+            if gap > STALL_S:
+                row.update(status="stall", error=f"the executor waited {gap:.0f} s between two cells with the kernel idle")
             return row
         except CellTimeoutError as err:
             row.update(status="timeout", seconds=round(time.perf_counter() - start, 1), error=str(err).splitlines()[0][:300])
@@ -94,6 +109,7 @@ def run_one(notebook: str, preset: str, seed: int, timeout: int, retries: int = 
             row.update(
                 status="fail",
                 seconds=seconds,
+                max_gap_s=max_gap(nb),
                 cell=None if cell is None else code.index(cell) + 1,
                 verification_cell=cell == code[-1] if cell is not None else False,
                 line=failure_line(text),
@@ -139,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=int, default=None, help="seconds per cell (default 300 at ci, 1200 otherwise)")
     ap.add_argument("--out", type=pathlib.Path, default=RESULTS)
     ap.add_argument("--book", type=pathlib.Path, default=BOOK, help="folder of the notebooks (default book/)")
+    ap.add_argument("--no-patch", action="store_true", help="execute without tools/nbclient_patch.py (to measure stalls)")
     args = ap.parse_args(argv)
     seeds: list[int] = []
     for tok in " ".join(args.seeds).split():
@@ -155,12 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     # Each job runs in its own process (its own environment variables and kernel).
     with cf.ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(run_one, nb, p, s, timeout): (nb, s) for nb, p, s in jobs}
+        futures = {pool.submit(run_one, nb, p, s, timeout, 1, not args.no_patch): (nb, s) for nb, p, s in jobs}
         for fut in cf.as_completed(futures):
             row = {**fut.result(), **stamp}
             rows.append(row)
             where = f" cell {row.get('cell')}: {row.get('line') or row.get('error')}" if row["status"] != "pass" else ""
-            print(f"  {row['chapter']:<24} seed {row['seed']:>3}  {row['status']:<7} {row['seconds']:7.1f} s{where}", flush=True)
+            print(f"  {row['chapter']:<24} seed {row['seed']:>3}  {row['status']:<7} {row['seconds']:7.1f} s"
+                  f"  (longest gap between cells {row.get('max_gap_s', float('nan')):.1f} s){where}", flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             tmp = args.out.with_suffix(".tmp")
             tmp.write_text(json.dumps(merge(load(args.out), [row]), indent=1) + "\n")

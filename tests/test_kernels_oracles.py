@@ -127,6 +127,34 @@ def test_discrete_descent_with_a_zero_eigenvalue_matches_a_hand_loop(x64):
         f, g = f - eta / norm * k @ r, g - eta / norm * kx @ r
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_flow_in_float32_keeps_the_null_space_drift(seed):
+    # In float32 the zero eigenvalues of K come out of eigh as +-1e-8 noise. A noise
+    # value above the cut-off (1e-12 lambda_max) must still give (decay - 1) / lambda
+    # ~ -eta t / n: computed as (exp(-eta lambda t / n) - 1) / lambda, the subtraction
+    # cancels (exp(-1e-9 t) rounds to 1 - a few ulp) and the drift along the null space
+    # was off by up to 10 % (seed 0). Oracle: the float64 expm solution. Tolerance:
+    # eigh in float32 perturbs the kernel by ~eps32 ||K|| = 4e-7 relative, which the
+    # linear flow carries to the outputs for a time eta t / n = 58 (t = 1000): ~2.5e-5 of
+    # the largest output; we allow 1e-4 (the bug gave 1e-3 to 0.4).
+    k, kx, y, f0, g0, _, _ = _singular_case(seed=seed)
+    f = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    for discrete in (False, True):
+        ours = kernels.gradient_flow_mse(f(k), f(y), 1000.0, f0_train=f(f0), k_test_train=f(kx), f0_test=f(g0),
+                                         learning_rate=0.7, discrete=discrete)
+        if discrete:
+            fx, g = f0.copy(), g0.copy()
+            for _ in range(1000):
+                r = fx - y
+                fx, g = fx - 0.7 / y.size * k @ r, g - 0.7 / y.size * kx @ r
+            tr, te = fx, g
+        else:
+            tr, te = _expm_flow(k, kx, y, f0, g0, 1000.0, 0.7 / y.size)
+        scale = np.abs(te).max()
+        np.testing.assert_allclose(np.asarray(ours.test, np.float64), te, atol=1e-4 * scale)
+        np.testing.assert_allclose(np.asarray(ours.train, np.float64), tr, atol=1e-4 * np.abs(tr).max())
+
+
 # ----------------------------------------------------------------- infinite kernels
 def test_infinite_kernel_batched_equals_unbatched(x64):
     # Blocks of 4 rows/columns over 6 (and 5) inputs, with padding; the oracle is

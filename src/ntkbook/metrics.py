@@ -90,7 +90,10 @@ def relative_frobenius_error(a: Any, b: Any) -> jax.Array:
     a, b = jnp.asarray(a), jnp.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    return jnp.linalg.norm((a - b).ravel()) / jnp.linalg.norm(b.ravel())
+    ref = jnp.linalg.norm(b.ravel())
+    if not isinstance(ref, jax.core.Tracer) and not float(ref) > 0:
+        raise ValueError(f"the reference b has norm {float(ref)}: a relative error needs a non-zero, finite reference")
+    return jnp.linalg.norm((a - b).ravel()) / ref
 
 
 def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = False) -> jax.Array:

@@ -462,7 +462,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             arccos_depths=(1, 2, 3, 4, 5, 6, 7, 8, 10, 12), arccos_n=64,
             conv_widths=(64, 128, 256, 512, 1024, 2048, 4096), conv_seeds=20, conv_n=32,
             ens_width=1024, ens_nets=64, ens_steps=3000, ens_frames=30,
-            digits_train=100, digits_test=100, digits_width=1024, digits_steps=1000,
+            digits_train=100, digits_test=70, digits_width=1024, digits_steps=1000,
         ),
     },
     "04_signal_propagation": {

@@ -462,20 +462,20 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             arccos_depths=(1, 2, 3, 4, 5, 6, 7, 8, 10, 12), arccos_n=64,
             conv_widths=(64, 128, 256, 512, 1024, 2048, 4096), conv_seeds=20, conv_n=32,
             ens_width=1024, ens_nets=64, ens_steps=3000, ens_frames=30,
-            digits_train=100, digits_test=100, digits_width=1024, digits_steps=1000,
+            digits_train=100, digits_test=70, digits_width=1024, digits_steps=1000,
         ),
     },
     "04_signal_propagation": {
         "ci": dict(
-            mc_width=400, mc_depth=20, mc_seeds=16, grid_n=30, anim_frames=10, traj_depth=30,
+            mc_width=400, mc_depth=20, mc_seeds=256, grid_n=30, xi_n=12, anim_frames=10, traj_depth=30,
             check_depth=5, kappa_depth=100, cond_S=10, ov_S=6, ov_check_depths=(2, 4, 8),
         ),
         "book": dict(
-            mc_width=1000, mc_depth=30, mc_seeds=24, grid_n=60, anim_frames=25, traj_depth=40,
+            mc_width=1000, mc_depth=30, mc_seeds=256, grid_n=60, xi_n=25, anim_frames=25, traj_depth=40,
             check_depth=8, kappa_depth=100, cond_S=10, ov_S=6, ov_check_depths=(2, 4, 8, 16),
         ),
         "paper": dict(
-            mc_width=2000, mc_depth=50, mc_seeds=64, grid_n=100, anim_frames=40, traj_depth=60,
+            mc_width=2000, mc_depth=50, mc_seeds=512, grid_n=100, xi_n=40, anim_frames=40, traj_depth=60,
             check_depth=12, kappa_depth=200, cond_S=10, ov_S=10, ov_check_depths=(2, 4, 8, 16, 32),
         ),
     },

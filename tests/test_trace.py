@@ -228,15 +228,19 @@ def test_auto_is_the_same_in_every_process():
     # give the same method and the same bits in a fresh process.
     code = (
         "import jax, numpy as np; from ntkbook import models, trace\n"
-        "net = models.mlp([256, 256], 10)\n"
-        "params = models.init_params(net, jax.random.PRNGKey(0), (-1, 64))\n"
-        "x = jax.random.normal(jax.random.PRNGKey(1), (64, 64))\n"
-        "r = trace.ntk_trace(net.apply_fn, params, x, method='auto', key=jax.random.PRNGKey(2), rtol=0.05)\n"
-        "print(r.method, r.probes, np.float64(r.value).hex())\n"
+        "for k in (10, 1000):\n"
+        "    net = models.mlp([128, 128], k)\n"
+        "    params = models.init_params(net, jax.random.PRNGKey(0), (-1, 64))\n"
+        "    x = jax.random.normal(jax.random.PRNGKey(1), (32, 64))\n"
+        "    r = trace.ntk_trace(net.apply_fn, params, x, method='auto', key=jax.random.PRNGKey(2), rtol=0.05)\n"
+        "    print(r.method, r.probes, np.float64(r.value).hex())\n"
     )
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
             for _ in range(2)}
     assert len(outs) == 1, outs
+    # both routes are exercised: exact for 10 outputs, the estimator for 1000
+    methods = [line.split()[0] for line in outs.pop().splitlines()]
+    assert methods == ["exact", "jvp"], methods
 
 
 def test_layer_traces_add_up_and_match_the_jacobian(x64):

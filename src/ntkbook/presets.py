@@ -198,8 +198,9 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     "01_lazy": {
         "ci": dict(
             init_widths=(10, 100, 1000), init_draws=400,
-            train_widths=(10, 32, 100, 316), train_nets=(16, 16, 16, 8), train_steps=1000,
+            train_widths=(10, 32, 100, 316), train_nets=(16, 32, 32, 16), train_steps=1000,
             anim_widths=(10, 100, 316), anim_frames=12,
+            jac_widths=(32, 100, 316), jac_nets=(32, 32, 32),
             tanh_widths=(10, 100, 1000, 10000), tanh_seeds=3,
             alphas=(1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), alpha_frames=10,
         ),
@@ -207,6 +208,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             init_widths=(10, 100, 1000), init_draws=400,
             train_widths=(10, 32, 100, 316, 1000), train_nets=(100, 100, 100, 50, 20), train_steps=1000,
             anim_widths=(10, 100, 1000), anim_frames=25,
+            jac_widths=(32, 100, 316, 1000), jac_nets=(32, 32, 24, 12),
             tanh_widths=(10, 32, 100, 316, 1000, 3162, 10000), tanh_seeds=8,
             alphas=(1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0), alpha_frames=20,
         ),
@@ -214,6 +216,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             init_widths=(10, 100, 1000, 4000), init_draws=1000,
             train_widths=(10, 32, 100, 316, 1000, 3162), train_nets=(100, 100, 100, 100, 50, 10), train_steps=2000,
             anim_widths=(10, 100, 1000), anim_frames=40,
+            jac_widths=(32, 100, 316, 1000, 3162), jac_nets=(64, 64, 32, 16, 8),
             tanh_widths=(10, 32, 100, 316, 1000, 3162, 10000, 31623), tanh_seeds=20,
             alphas=(1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0), alpha_frames=30,
         ),

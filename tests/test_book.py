@@ -447,3 +447,60 @@ def test_publishing_workflows():
     assert len(cron.split()) == 5, cron
     assert any(run.startswith("make book PRESET=paper") for run in _runs(paper))
     assert ".ci/run" in _runs(_workflow("test.yml"))
+
+
+# --- The teaching layer (CONTRIBUTING.md), for the chapters that have been refereed ---
+# Chapters join this list when they have been reworked to the conventions.
+REFEREED = ["01_lazy", "03_infinite_width", "04_signal_propagation"]
+DIRECTIVE = re.compile(r"^(:{3,}|`{3,})\{(exercise|solution|prf:[a-z]+|admonition)\}([^\n]*)\n((?::[a-z-]+:[^\n]*\n)*)", re.M)
+
+
+def teaching_problems(nb: pathlib.Path) -> list[str]:
+    """What a refereed chapter lacks of the teaching layer; empty if nothing."""
+    cells = _cells(nb)
+    md = "\n".join(_src(c) for c in cells if c["cell_type"] == "markdown")
+    found = [(m.group(2), m.group(3).strip(), m.group(4)) for m in DIRECTIVE.finditer(md)]
+    exercises = [title for kind, title, _ in found if kind == "exercise"]
+    solutions = [opts for kind, _, opts in found if kind == "solution"]
+    problems = []
+    if not 2 <= len(exercises) <= 4:
+        problems.append(f"{len(exercises)} exercises (2-4 expected)")
+    if not any("try this" in t.lower() for t in exercises):
+        problems.append("no 'Try this' exercise")
+    if len(solutions) != len(exercises) or not all(":class: dropdown" in o for o in solutions):
+        problems.append("every exercise needs a solution with :class: dropdown")
+    if not any(kind.startswith("prf:") for kind, _, _ in found):
+        problems.append("no theorem/definition block ({prf:theorem} ...)")
+    repro = [opts for kind, title, opts in found if kind == "admonition" and title.startswith("Reproducibility notes")]
+    if len(repro) != 1 or ":class: dropdown" not in repro[0]:
+        problems.append("needs one collapsed 'Reproducibility notes' admonition")
+    if not any("hide-input" in c.get("metadata", {}).get("tags", []) for c in cells if c["cell_type"] == "code"):
+        problems.append("no plotting cell is collapsed (hide-input)")
+    return problems
+
+
+@pytest.mark.parametrize("name", REFEREED)
+def test_refereed_chapters_carry_the_teaching_layer(name):
+    assert teaching_problems(ROOT / "book" / f"{name}.ipynb") == []
+
+
+def test_teaching_layer_check_can_fail(tmp_path):
+    nb = _notebook(tmp_path, "from ntkbook import presets")
+    problems = teaching_problems(nb)
+    assert len(problems) == 5, problems  # all but the solutions check (no exercise, no solution)
+    # an exercise whose solution is not collapsed, and only one exercise
+    data = json.loads(nb.read_text())
+    data["cells"].append({"cell_type": "markdown", "metadata": {}, "source":
+                          ":::{exercise} Try this: x\n:label: ex-t\n\nDo x.\n:::\n\n:::{solution} ex-t\n\nDone.\n:::\n"})
+    nb.write_text(json.dumps(data))
+    problems = teaching_problems(nb)
+    assert "1 exercises (2-4 expected)" in problems and any("dropdown" in p for p in problems), problems
+    assert "no 'Try this' exercise" not in problems
+
+
+def test_exercise_and_theorem_labels_are_unique_across_the_book():
+    labels = []
+    for nb in sorted((ROOT / "book").glob("*.ipynb")):
+        md = "\n".join(_src(c) for c in _cells(nb) if c["cell_type"] == "markdown")
+        labels += re.findall(r"^:label:\s*(\S+)", md, re.M)
+    assert len(labels) == len(set(labels)), sorted(l for l in labels if labels.count(l) > 1)

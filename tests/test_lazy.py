@@ -57,3 +57,99 @@ def test_non_scalar_output_raises():
     net, params = _one_hidden_tanh(8, 0)
     with pytest.raises(ValueError, match="scalar"):
         lazy.gradient_norm(lambda p: net.apply_fn(p, jnp.ones((3, 1))), params)
+
+
+# ------------------------------------------------------------- jacobian_change
+def _pair(width, activation, seed, shift):
+    net = models.mlp([width, width], 2, activation=activation, b_std=0.5)
+    p0 = jax.tree_util.tree_map(lambda t: t.astype(jnp.float64),
+                                models.init_params(net, jax.random.PRNGKey(seed), (-1, 3)))
+    noise = models.init_params(net, jax.random.PRNGKey(seed + 100), (-1, 3))
+    p1 = jax.tree_util.tree_map(lambda a, b: a + shift * b.astype(jnp.float64), p0, noise)
+    return net, p0, p1
+
+
+def _oracle(net, p0, p1, x):
+    # Forward-mode Jacobian of the flattened parameters (jacfwd, not the reverse
+    # mode the library uses) and the plain vjp/jvp eNTK of kernels.ntk_reference.
+    from ntkbook import kernels
+
+    def jac(p):
+        flat, unravel = jax.flatten_util.ravel_pytree(p)
+        return np.asarray(jax.jacfwd(lambda q: net.apply_fn(unravel(q), x).ravel())(flat))
+
+    j0, j1 = jac(p0), jac(p1)
+    k0 = np.asarray(kernels.ntk_reference(net.apply_fn, p0, x)).transpose(0, 2, 1, 3).reshape(j0.shape[0], -1)
+    k1 = np.asarray(kernels.ntk_reference(net.apply_fn, p1, x)).transpose(0, 2, 1, 3).reshape(j0.shape[0], -1)
+    return np.linalg.norm(j1 - j0) / np.linalg.norm(j0), np.linalg.norm(k1 - k0) / np.linalg.norm(k0)
+
+
+@pytest.mark.parametrize("activation", ["erf", "relu"])
+def test_jacobian_change_matches_forward_mode_and_reference_kernel(x64, activation):
+    net, p0, p1 = _pair(7, activation, 0, 0.05)
+    x = jax.random.normal(jax.random.PRNGKey(5), (4, 3), dtype=jnp.float64)
+    got = lazy.jacobian_change(net.apply_fn, p0, p1, x)
+    jac, ker = _oracle(net, p0, p1, x)
+    assert got.jacobian == pytest.approx(jac, rel=1e-10)
+    assert got.kernel == pytest.approx(ker, rel=1e-10)
+    assert got.jacobian > 0 and got.kernel > 0
+
+
+def test_jacobian_change_matches_finite_differences(x64):
+    # Central differences of f in each parameter: an oracle with no autodiff at all.
+    net, p0, p1 = _pair(3, "erf", 1, 0.2)
+    x = jnp.array([[0.3, -0.7, 1.1], [1.0, 0.2, -0.4]])
+
+    def fd_jac(p):
+        flat, unravel = jax.flatten_util.ravel_pytree(p)
+        flat = np.asarray(flat)
+        h = 1e-6
+        cols = []
+        for i in range(flat.size):
+            e = np.zeros_like(flat)
+            e[i] = h
+            cols.append((np.asarray(net.apply_fn(unravel(jnp.asarray(flat + e)), x)).ravel()
+                         - np.asarray(net.apply_fn(unravel(jnp.asarray(flat - e)), x)).ravel()) / (2 * h))
+        return np.stack(cols, axis=1)
+
+    j0, j1 = fd_jac(p0), fd_jac(p1)
+    k0, k1 = j0 @ j0.T, j1 @ j1.T
+    got = lazy.jacobian_change(net.apply_fn, p0, p1, x)
+    assert got.jacobian == pytest.approx(np.linalg.norm(j1 - j0) / np.linalg.norm(j0), rel=1e-6)
+    assert got.kernel == pytest.approx(np.linalg.norm(k1 - k0) / np.linalg.norm(k0), rel=1e-6)
+
+
+def test_jacobian_change_ensemble_equals_one_network_at_a_time(x64):
+    net = models.mlp([5, 5], 1, activation="relu", b_std=0.5)
+    p0 = jax.tree_util.tree_map(lambda t: t.astype(jnp.float64),
+                                models.init_ensemble(net, jax.random.PRNGKey(2), (-1, 1), 3))
+    p1 = jax.tree_util.tree_map(lambda t: t * 1.01 + 0.01, p0)
+    x = jnp.linspace(-1.0, 1.0, 4)[:, None]
+    got = lazy.jacobian_change(net.apply_fn, p0, p1, x, ensemble=True)
+    assert got.jacobian.shape == got.kernel.shape == (3,)
+    for i in range(3):
+        one = lazy.jacobian_change(net.apply_fn, jax.tree_util.tree_map(lambda t: t[i], p0),
+                                   jax.tree_util.tree_map(lambda t: t[i], p1), x)
+        assert got.jacobian[i] == pytest.approx(one.jacobian, rel=1e-10)
+        assert got.kernel[i] == pytest.approx(one.kernel, rel=1e-10)
+
+
+def test_jacobian_change_is_zero_without_a_move():
+    net = models.mlp([4], 1, activation="erf")
+    p0 = models.init_params(net, jax.random.PRNGKey(0), (-1, 2))
+    got = lazy.jacobian_change(net.apply_fn, p0, p0, jnp.ones((3, 2)))
+    assert got.jacobian == 0.0 and got.kernel == 0.0
+
+
+def test_jacobian_change_rejects_bad_inputs():
+    net = models.mlp([4], 1, activation="erf")
+    p0 = models.init_params(net, jax.random.PRNGKey(0), (-1, 2))
+    other = models.init_params(models.mlp([5], 1, activation="erf"), jax.random.PRNGKey(0), (-1, 2))
+    with pytest.raises(ValueError, match="leaf shapes"):
+        lazy.jacobian_change(net.apply_fn, p0, other, jnp.ones((3, 2)))
+    with pytest.raises(ValueError, match="tree structure"):
+        lazy.jacobian_change(net.apply_fn, p0, p0[:1], jnp.ones((3, 2)))
+    with pytest.raises(ValueError, match="x must have shape"):
+        lazy.jacobian_change(net.apply_fn, p0, p0, jnp.ones(3))
+    with pytest.raises(ValueError, match="leading network axis"):
+        lazy.jacobian_change(net.apply_fn, p0, p0, jnp.ones((3, 2)), ensemble=True)

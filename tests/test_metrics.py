@@ -79,3 +79,32 @@ def test_kernel_target_alignment():
         metrics.kernel_target_alignment(np.ones((3, 4)), np.ones(3))
     with pytest.raises(ValueError, match="targets"):
         metrics.kernel_target_alignment(np.eye(3), np.ones(4))
+
+
+def test_correction_slope_allowance_two_points_closed_form():
+    from ntkbook import metrics
+    # Two distinct widths: the fitted slope is the difference quotient of log(1 + c x^-1/2).
+    x = [32] * 5 + [1000] * 2
+    expected = max(abs((np.log1p(c / np.sqrt(1000)) - np.log1p(c / np.sqrt(32))) / np.log(1000 / 32)) for c in (2, -2))
+    assert metrics.correction_slope_allowance(x) == pytest.approx(expected, rel=1e-12)
+
+
+def test_correction_slope_allowance_is_a_real_fit_shift():
+    from ntkbook import metrics
+    # Pure power law times (1 - 2 x^-1/2): fit_power_law sees exactly the allowance.
+    x = np.repeat([32.0, 100.0, 316.0, 1000.0], [4, 3, 2, 1])
+    y = 3.0 * x**-0.5 * (1 - 2 * x**-0.5)
+    fit = metrics.fit_power_law(x, y)
+    assert abs(fit.exponent + 0.5) == pytest.approx(metrics.correction_slope_allowance(x), rel=1e-9)
+    # and the allowance shrinks when the smallest width grows
+    assert metrics.correction_slope_allowance([316, 1000, 3162]) < metrics.correction_slope_allowance([32, 100, 316])
+
+
+def test_correction_slope_allowance_rejects_bad_inputs():
+    from ntkbook import metrics
+    with pytest.raises(ValueError, match="distinct"):
+        metrics.correction_slope_allowance([10, 10])
+    with pytest.raises(ValueError, match="positive"):
+        metrics.correction_slope_allowance([10, 100], coefficient=0)
+    with pytest.raises(ValueError, match="non-positive"):
+        metrics.correction_slope_allowance([4, 100], coefficient=2)

@@ -108,6 +108,8 @@ def rotate(image: Any, angle_deg: Any, *, fill: float = 0.0) -> jax.Array:
     on screen) up to rounding.
     """
     image = _check_image(image)
+    if not isinstance(angle_deg, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(jnp.asarray(angle_deg)))):
+        raise ValueError(f"angle_deg must be finite, got {angle_deg!r}")
     zero = jnp.zeros((), image.dtype)
     return _warp(image, jnp.asarray(angle_deg, image.dtype), zero, zero, fill)
 

@@ -41,6 +41,8 @@ import numpy as np
 
 import diffrax
 
+from . import _checks
+
 
 # ------------------------------------------------------------------ containers
 class BlockValues(NamedTuple):
@@ -449,6 +451,11 @@ def invariant(W: Any, H1: Any, H2: Any, kappas: Sequence[float]) -> jax.Array:
     """
     W, H1, H2 = jnp.asarray(W), jnp.asarray(H1), jnp.asarray(H2)
     c = H1.shape[-1]
+    if H1.ndim < 2 or H2.ndim != H1.ndim or c < 1 or H2.shape[-1] % c or H2.shape[:-1] != H1.shape[:-1] \
+            or W.shape[-1] != H1.shape[-2] or W.shape[-2] != c:
+        raise ValueError(
+            f"invariant needs H1 (..., n, C), H2 (..., n, C (m - 1)) and W (..., C, n) with the same n; "
+            f"got H1 {H1.shape}, H2 {H2.shape}, W {W.shape}")
     m = H2.shape[-1] // c + 1
     mu_s, mu_c, alpha = flow_constants(kappas, c, m)
     mt = lambda a: jnp.swapaxes(a, -1, -2)  # noqa: E731
@@ -506,10 +513,16 @@ def integrate(
     state0 = _check_state(state0)
     kap = check_block_values(kappas, "kappas")
     ts = np.asarray(ts, dtype=float)
-    if ts.ndim != 1 or ts.size < 2 or np.any(np.diff(ts) <= 0) or ts[0] < 0:
-        raise ValueError("ts must be an increasing 1-D array of at least 2 non-negative times")
-    if not (rtol > 0 and atol > 0):
-        raise ValueError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
+    if ts.ndim != 1 or ts.size < 2 or not np.all(np.isfinite(ts)) or np.any(np.diff(ts) <= 0) or ts[0] < 0:
+        raise ValueError(f"ts must be an increasing 1-D array of at least 2 finite non-negative times, got {ts}")
+    rtol, atol = _checks.positive(rtol, "rtol"), _checks.positive(atol, "atol")
+    train_bias = _checks.boolean(train_bias, "train_bias")
+    max_steps = _checks.positive_int(max_steps, "max_steps")
+    for name, leaf in zip(type(state0)._fields, state0):
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(f"state0.{name} must be a floating-point array, got dtype {leaf.dtype}")
+        if not bool(jnp.all(jnp.isfinite(leaf))):
+            raise ValueError(f"state0.{name} contains NaN or inf")
     dtype = jnp.result_type(*jax.tree_util.tree_leaves(state0))
     rhs = rhs_full if isinstance(state0, FullState) else rhs_reduced
     kap_arr = jnp.asarray(kap, dtype)
@@ -587,8 +600,11 @@ def balanced_state(
     """
     c, m = _layout(num_classes, per_class)
     n = _positive_int(feature_dim, "feature_dim", c + 1)
-    if not feature_scale > 0:
-        raise ValueError(f"feature_scale must be positive, got {feature_scale}")
+    key = _checks.key(key)
+    feature_scale = _checks.positive(feature_scale, "feature_scale")
+    if bias is not None:
+        bias = _checks.finite(bias, "bias")
+    centered = _checks.boolean(centered, "centered")
     r = c if rank is None else _positive_int(rank, "rank")
     if r > c:
         raise ValueError(f"rank must be at most C={c} (W has rank <= C, and E = 0 forces the features into its row space)")

@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _checks
 from . import kernels as _kernels
 
 OutputMap = Literal["logits", "log_softmax", "softmax"]
@@ -69,11 +70,7 @@ def _check_logits(logits: Any, name: str = "logits") -> jax.Array:
 
 
 def _check_rate(learning_rate: float) -> float:
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.floating, np.integer)):
-        raise TypeError(f"learning_rate must be a number, got {type(learning_rate).__name__}")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-    return float(learning_rate)
+    return _checks.positive(learning_rate, "learning_rate")
 
 
 def _targets_matrix(targets: Any, n: int, k: int, loss: str) -> jax.Array:
@@ -748,6 +745,8 @@ def active_learning(
 
     _check_choice(strategy, ACQUISITIONS, "strategy")
     _check_choice(kernel, ("pntk", "entk"), "kernel")
+    _check_rate(learning_rate)  # a negative rate would train by gradient ascent
+    _checks.probability(momentum, "momentum", open_high=True)
     for name, value in (("rounds", rounds), ("per_round", per_round), ("train_steps", train_steps)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")

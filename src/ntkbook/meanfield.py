@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import optimize, special
 
-ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
+ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "erf")
 PHASES: tuple[str, ...] = ("ordered", "edge_of_chaos", "chaotic")
 
 
@@ -101,12 +101,16 @@ def _sinh_rule(scale: np.ndarray, n: int, span: float = 12.0) -> tuple[np.ndarra
 def _phi(activation: str, u: np.ndarray) -> np.ndarray:
     if activation == "relu":
         return np.maximum(u, 0.0)
+    if activation == "erf":
+        return special.erf(u)
     return np.tanh(u)
 
 
 def _dphi(activation: str, u: np.ndarray) -> np.ndarray:
     if activation == "relu":
         return (u > 0).astype(float)
+    if activation == "erf":
+        return 2.0 / np.sqrt(np.pi) * np.exp(-np.square(u))
     return 1.0 / np.cosh(np.clip(u, -350.0, 350.0)) ** 2
 
 
@@ -115,8 +119,9 @@ def gaussian_moments(q: Any, activation: str) -> tuple[np.ndarray, np.ndarray]:
 
     Args:
         q: variance(s) ``>= 0`` (any shape).
-        activation: ``"relu"`` (closed form: ``q / 2`` and ``1 / 2``) or ``"tanh"``
-            (a 401-node quadrature, see :func:`_sinh_rule`).
+        activation: ``"relu"`` (closed form: ``q / 2`` and ``1 / 2``), ``"erf"``
+            (closed form: ``(2/pi) arcsin(2q / (1 + 2q))`` and ``(4/pi) / sqrt(1 + 4q)``,
+            Williams 1997) or ``"tanh"`` (a 401-node quadrature, see :func:`_sinh_rule`).
 
     Returns:
         Two arrays of the shape of ``q``.
@@ -127,6 +132,8 @@ def gaussian_moments(q: Any, activation: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("variances q must be non-negative")
     if activation == "relu":
         return q / 2.0, np.full_like(q, 0.5)
+    if activation == "erf":
+        return 2.0 / np.pi * np.arcsin(2 * q / (1 + 2 * q)), 4.0 / np.pi / np.sqrt(1 + 4 * q)
     u, w = _sinh_rule(np.sqrt(q), 401)
     return np.sum(_phi(activation, u) ** 2 * w, axis=-1), np.sum(_dphi(activation, u) ** 2 * w, axis=-1)
 
@@ -134,7 +141,9 @@ def gaussian_moments(q: Any, activation: str) -> tuple[np.ndarray, np.ndarray]:
 def bivariate_moments(q1: Any, q2: Any, q12: Any, activation: str) -> tuple[np.ndarray, np.ndarray]:
     """``E[phi(u) phi(v)]`` and ``E[phi'(u) phi'(v)]`` for ``(u, v) ~ N(0, [[q1, q12], [q12, q2]])``.
 
-    For ReLU these are the arc-cosine kernels (thesis §3.1 App. E.1). Otherwise,
+    For ReLU these are the arc-cosine kernels (thesis §3.1 App. E.1); for erf the
+    closed forms ``(2/pi) arcsin(2 q12 / sqrt((1 + 2 q1)(1 + 2 q2)))`` and
+    ``(4/pi) / sqrt((1 + 2 q1)(1 + 2 q2) - 4 q12^2)`` (Williams 1997; thesis §3.1 App. E). Otherwise,
     for equal variances ``q1 = q2 = q`` the pair is rotated to the independent
     ``(u +- v) / sqrt 2`` of variances ``q (1 +- c)`` and integrated with a
     101 x 101 tensor rule (:func:`_sinh_rule`), accurate to ~1e-14 for ``q <~ 10``
@@ -151,6 +160,11 @@ def bivariate_moments(q1: Any, q2: Any, q12: Any, activation: str) -> tuple[np.n
         theta = np.arccos(c)
         e_phi = norm * (np.sin(theta) + (np.pi - theta) * c) / (2 * np.pi)
         return e_phi, (np.pi - theta) / (2 * np.pi)
+    if activation == "erf":
+        q12 = c * norm  # clipped to a valid covariance
+        d1, d2 = 1 + 2 * q1, 1 + 2 * q2
+        return (2.0 / np.pi * np.arcsin(np.clip(2 * q12 / np.sqrt(d1 * d2), -1.0, 1.0)),
+                4.0 / np.pi / np.sqrt(d1 * d2 - 4 * q12**2))
     if not np.allclose(q1, q2, rtol=1e-12, atol=0.0):
         raise ValueError(f"{activation}: bivariate moments are implemented for equal variances q1 == q2 only")
     w1, a1 = _sinh_rule(np.sqrt(q1 * (1 + c)), 101)
@@ -355,7 +369,7 @@ def sphere_kernels(cosines: Any, depth: int, W_var: float, b_var: float, activat
         parts = _parts(fwd, W_var, activation, 1.0)
         return fwd.q12[-1], parts.weight_offdiag[-1], parts.bias_offdiag[-1]
 
-    if activation == "relu":
+    if activation in ("relu", "erf"):
         return SphereKernels(*direct(c))
     if isinstance(n_nodes, bool) or not isinstance(n_nodes, (int, np.integer)) or n_nodes < 4:
         raise ValueError(f"n_nodes must be an integer >= 4, got {n_nodes!r}")
@@ -414,8 +428,12 @@ def chi1(W_var: float, b_var: float, activation: str) -> float:
 def critical_weight_variance(b_var: float, activation: str) -> float:
     """The ``sigma_w^2`` of the edge of chaos for a given ``sigma_b^2``: the root of ``chi_1 = 1``.
 
-    2 for ReLU whatever ``sigma_b`` (thesis §3.1 Fig. 7 caption); for tanh found
-    with Brent's method (1 at ``sigma_b = 0``).
+    For ReLU the gradient factor is ``sigma_w^2 / 2`` at every ``q``, so this returns 2
+    whatever ``sigma_b`` (thesis §3.1 Fig. 7 caption). That is the root of ``chi_1 = 1``
+    only: for ReLU an edge of chaos in the sense of a finite fixed point ``q*`` with
+    ``chi_1 = 1`` exists only at ``sigma_b = 0`` (Hayou et al. 2019); with ``sigma_b > 0`` and
+    ``sigma_w^2 = 2`` the variance grows without bound (:func:`fixed_point`, :func:`depth_scales`).
+    For tanh and erf found with Brent's method (1 and ``pi / 4`` at ``sigma_b = 0``).
     """
     _check_variances(1.0, b_var)
     _check_activation(activation)
@@ -451,6 +469,114 @@ def correlation_map(c: Any, W_var: float, b_var: float, activation: str, *, q: f
         raise ValueError("correlations c must lie in [-1, 1]")
     q_next = W_var * gaussian_moments(q, activation)[0] + b_var
     return (W_var * bivariate_moments(q, q, c * q, activation)[0] + b_var) / q_next
+
+
+def _variance_map_slope(q: float, W_var: float, activation: str) -> float:
+    """``d q^{l+1} / d q^l = sigma_w^2 d/dq E[phi(sqrt(q) z)^2] = sigma_w^2 E[phi'^2 + phi phi'']`` at ``q``.
+
+    The second form is Gaussian integration by parts (Schoenholz et al. 2017, eq. 5).
+    ReLU: ``sigma_w^2 / 2``; erf: ``sigma_w^2 (4/pi) / ((1 + 2q) sqrt(1 + 4q))`` (the
+    derivative of the arcsine); tanh: quadrature of ``phi'^2 + phi phi''`` with
+    ``phi'' = -2 tanh sech^2``.
+    """
+    if activation == "relu":
+        return W_var / 2.0
+    if activation == "erf":
+        return W_var * 4.0 / np.pi / ((1 + 2 * q) * np.sqrt(1 + 4 * q))
+    u, w = _sinh_rule(np.sqrt(q), 401)
+    t, s2 = np.tanh(u), _dphi("tanh", u)
+    return float(W_var * np.sum((s2**2 - 2 * t**2 * s2) * w, axis=-1))
+
+
+def correlation_fixed_point(W_var: float, b_var: float, activation: str) -> float:
+    """The stable fixed point ``c*`` of the correlation map at ``q*`` (Poole et al. 2016; Schoenholz et al. 2017).
+
+    ``c* = 1`` when ``chi_1 <= 1`` (ordered phase and edge of chaos, and always for ReLU,
+    whose correlation map satisfies ``c^{l+1} >= c^l``); in the chaotic phase of an odd
+    activation it is the root in ``[0, 1)`` of ``map(c) = c`` (Brent's method).
+
+    Raises:
+        ValueError: if the variance map has no positive finite fixed point ``q*``.
+    """
+    q_star = _positive_fixed_point(W_var, b_var, activation)
+    if activation == "relu" or chi1(W_var, b_var, activation) <= 1.0:
+        return 1.0
+
+    def excess(c: float) -> float:
+        return float(correlation_map(c, W_var, b_var, activation, q=q_star) - c)
+
+    for k in range(2, 15):  # 1 - c close enough to 1 that the map's slope chi_1 > 1 dominates
+        hi = 1.0 - 10.0**-k
+        if excess(hi) < 0.0:
+            return float(optimize.brentq(excess, 0.0, hi, xtol=1e-15, rtol=1e-14))
+    raise ValueError(f"chi_1 = {chi1(W_var, b_var, activation)} is too close to 1 to locate c* < 1")
+
+
+def _positive_fixed_point(W_var: float, b_var: float, activation: str) -> float:
+    W_var, b_var = _check_variances(W_var, b_var)
+    _check_activation(activation)
+    q_star = fixed_point(W_var, b_var, activation)
+    if not (np.isfinite(q_star) and q_star > 0):
+        raise ValueError(
+            f"the variance map of {activation} at sigma_w^2 = {W_var}, sigma_b^2 = {b_var} has no positive finite "
+            f"fixed point q* (got {q_star}); depth scales are defined around one")
+    return q_star
+
+
+class DepthScales(NamedTuple):
+    """Depth scales of signal propagation (Schoenholz et al. 2017, eqs. 5-9).
+
+    ``|q^l - q*| ~ exp(-l / xi_q)`` and ``|c^l - c*| ~ exp(-l / xi_c)`` for large ``l``,
+    with ``xi = -1 / log(chi)``, ``chi_q`` and ``chi_c`` the slopes of the variance and
+    correlation maps at their fixed points (``inf`` when the slope is 1: no exponential
+    approach).
+    """
+
+    xi_q: float
+    xi_c: float
+    chi_q: float
+    chi_c: float
+    q_star: float
+    c_star: float
+
+
+def depth_scales(W_var: float, b_var: float, activation: str) -> DepthScales:
+    """How many layers the variance and the correlation of two inputs take to reach their fixed points.
+
+    Schoenholz et al. (2017), eqs. (5)-(9): linearising the maps at ``(q*, c*)``,
+    ``chi_q = sigma_w^2 E[phi'(u)^2 + phi(u) phi''(u)]`` (``u ~ N(0, q*)``) and
+    ``chi_c = sigma_w^2 E[phi'(u) phi'(v)]`` with ``(u, v)`` of variance ``q*`` and
+    correlation ``c*`` (Price's theorem), and ``xi_q = -1 / log chi_q``,
+    ``xi_c = -1 / log chi_c``. In the ordered phase ``c* = 1`` and ``chi_c = chi_1``, so
+    ``xi_c`` diverges at the edge of chaos ``chi_1 = 1`` while ``xi_q`` stays finite.
+
+    ReLU (``chi_q = chi_c = sigma_w^2 / 2``): defined only where ``q*`` is finite and
+    positive, i.e. ``sigma_b > 0`` with ``sigma_w^2 < 2``, or ``(sigma_b, sigma_w^2) = (0, 2)``
+    (every ``q`` fixed; both scales infinite), the ReLU edge of chaos of Hayou et al. (2019).
+
+    Args:
+        W_var, b_var: ``sigma_w^2 > 0`` and ``sigma_b^2 >= 0``.
+        activation: one of :data:`ACTIVATIONS`.
+
+    Returns:
+        :class:`DepthScales`.
+
+    Raises:
+        ValueError: where the variance map has no positive finite fixed point.
+    """
+    q_star = _positive_fixed_point(W_var, b_var, activation)
+    c_star = correlation_fixed_point(W_var, b_var, activation)
+    chi_q = _variance_map_slope(q_star, W_var, activation)
+    if c_star == 1.0:
+        chi_c = chi1(W_var, b_var, activation)
+    else:
+        chi_c = float(W_var * bivariate_moments(q_star, q_star, c_star * q_star, activation)[1])
+
+    def scale(chi: float) -> float:
+        return float("inf") if chi >= 1.0 else float(-1.0 / np.log(chi))
+
+    return DepthScales(xi_q=scale(abs(chi_q)), xi_c=scale(abs(chi_c)), chi_q=float(chi_q), chi_c=float(chi_c),
+                       q_star=float(q_star), c_star=float(c_star))
 
 
 # --------------------------------------------------------- output variance, Thm 3

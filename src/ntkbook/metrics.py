@@ -69,6 +69,38 @@ def fit_power_law(x: Any, y: Any, *, confidence: float = 0.95) -> PowerLawFit:
     )
 
 
+def correction_slope_allowance(x: Any, *, coefficient: float = 2.0, power: float = 0.5) -> float:
+    """How far a finite-size correction can tilt a log-log slope fitted over ``x``.
+
+    If a quantity is ``A x^b (1 + c x^-power + ...)`` with ``|c| <= coefficient``,
+    the least-squares slope of ``log y`` on ``log x`` over the points ``x`` (repeats
+    count, as in :func:`fit_power_law`) is ``b`` plus the slope of
+    ``log(1 + c x^-power)``. This returns the largest ``|shift|`` for
+    ``c = +-coefficient``: a tolerance for an exponent test fixed by the size of
+    the correction, before looking at data. For wide networks the next order of
+    the 1/width expansion is relative ``O(m^-1/2)`` (``power=0.5``).
+
+    Args:
+        x: positive sample points (e.g. the width of every network in the fit).
+        coefficient: bound on ``|c|`` (positive).
+        power: decay of the relative correction (positive).
+
+    Raises:
+        ValueError: non-positive or too few distinct ``x``; ``coefficient`` so large
+            that ``1 - coefficient * x^-power <= 0`` at the smallest ``x``.
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    if x.size < 2 or np.any(~np.isfinite(x)) or np.any(x <= 0) or np.ptp(np.log(x)) == 0:
+        raise ValueError("x must hold finite positive values with at least two distinct ones")
+    if not (coefficient > 0 and power > 0):
+        raise ValueError(f"coefficient and power must be positive, got {coefficient}, {power}")
+    if coefficient * x.min() ** -power >= 1:
+        raise ValueError(f"coefficient {coefficient} makes 1 - c x^-{power} non-positive at x = {x.min()}")
+    logx = np.log(x)
+    shifts = [np.polyfit(logx, np.log1p(c * x**-power), 1)[0] for c in (coefficient, -coefficient)]
+    return float(max(abs(v) for v in shifts))
+
+
 def tree_norm(tree: Any) -> jax.Array:
     """Euclidean norm of all leaves of a pytree stacked into one vector."""
     leaves = jax.tree_util.tree_leaves(tree)
@@ -90,7 +122,10 @@ def relative_frobenius_error(a: Any, b: Any) -> jax.Array:
     a, b = jnp.asarray(a), jnp.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    return jnp.linalg.norm((a - b).ravel()) / jnp.linalg.norm(b.ravel())
+    ref = jnp.linalg.norm(b.ravel())
+    if not isinstance(ref, jax.core.Tracer) and not float(ref) > 0:
+        raise ValueError(f"the reference b has norm {float(ref)}: a relative error needs a non-zero, finite reference")
+    return jnp.linalg.norm((a - b).ravel()) / ref
 
 
 def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = False) -> jax.Array:

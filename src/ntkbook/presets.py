@@ -198,8 +198,9 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     "01_lazy": {
         "ci": dict(
             init_widths=(10, 100, 1000), init_draws=400,
-            train_widths=(10, 32, 100, 316), train_nets=(16, 16, 16, 8), train_steps=1000,
+            train_widths=(10, 32, 100, 316), train_nets=(16, 32, 32, 16), train_steps=1000,
             anim_widths=(10, 100, 316), anim_frames=12,
+            jac_widths=(32, 100, 316), jac_nets=(32, 32, 32),
             tanh_widths=(10, 100, 1000, 10000), tanh_seeds=3,
             alphas=(1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), alpha_frames=10,
         ),
@@ -207,6 +208,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             init_widths=(10, 100, 1000), init_draws=400,
             train_widths=(10, 32, 100, 316, 1000), train_nets=(100, 100, 100, 50, 20), train_steps=1000,
             anim_widths=(10, 100, 1000), anim_frames=25,
+            jac_widths=(32, 100, 316, 1000), jac_nets=(32, 32, 24, 12),
             tanh_widths=(10, 32, 100, 316, 1000, 3162, 10000), tanh_seeds=8,
             alphas=(1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0), alpha_frames=20,
         ),
@@ -214,6 +216,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             init_widths=(10, 100, 1000, 4000), init_draws=1000,
             train_widths=(10, 32, 100, 316, 1000, 3162), train_nets=(100, 100, 100, 100, 50, 10), train_steps=2000,
             anim_widths=(10, 100, 1000), anim_frames=40,
+            jac_widths=(32, 100, 316, 1000, 3162), jac_nets=(64, 64, 32, 16, 8),
             tanh_widths=(10, 32, 100, 316, 1000, 3162, 10000, 31623), tanh_seeds=20,
             alphas=(1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0), alpha_frames=30,
         ),
@@ -462,20 +465,20 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             arccos_depths=(1, 2, 3, 4, 5, 6, 7, 8, 10, 12), arccos_n=64,
             conv_widths=(64, 128, 256, 512, 1024, 2048, 4096), conv_seeds=20, conv_n=32,
             ens_width=1024, ens_nets=64, ens_steps=3000, ens_frames=30,
-            digits_train=100, digits_test=100, digits_width=1024, digits_steps=1000,
+            digits_train=100, digits_test=70, digits_width=1024, digits_steps=1000,
         ),
     },
     "04_signal_propagation": {
         "ci": dict(
-            mc_width=400, mc_depth=20, mc_seeds=16, grid_n=30, anim_frames=10, traj_depth=30,
+            mc_width=400, mc_depth=20, mc_seeds=256, grid_n=30, xi_n=12, anim_frames=10, traj_depth=30,
             check_depth=5, kappa_depth=100, cond_S=10, ov_S=6, ov_check_depths=(2, 4, 8),
         ),
         "book": dict(
-            mc_width=1000, mc_depth=30, mc_seeds=24, grid_n=60, anim_frames=25, traj_depth=40,
+            mc_width=1000, mc_depth=30, mc_seeds=256, grid_n=60, xi_n=25, anim_frames=25, traj_depth=40,
             check_depth=8, kappa_depth=100, cond_S=10, ov_S=6, ov_check_depths=(2, 4, 8, 16),
         ),
         "paper": dict(
-            mc_width=2000, mc_depth=50, mc_seeds=64, grid_n=100, anim_frames=40, traj_depth=60,
+            mc_width=2000, mc_depth=50, mc_seeds=512, grid_n=100, xi_n=40, anim_frames=40, traj_depth=60,
             check_depth=12, kappa_depth=200, cond_S=10, ov_S=10, ov_check_depths=(2, 4, 8, 16, 32),
         ),
     },

@@ -110,6 +110,9 @@ def transformer(
     def apply_fn(params: dict[str, jax.Array], x: Any, **unused: Any) -> jax.Array:
         x = jnp.asarray(x)
         if jnp.issubdtype(x.dtype, jnp.integer):
+            if not isinstance(x, jax.core.Tracer) and x.size and (int(x.min()) < 0 or int(x.max()) >= vocab):
+                raise ValueError(f"tokens must lie in [0, {vocab}) (vocab={vocab}), got {int(x.min())}..{int(x.max())}: "
+                                 "one_hot would turn the others into all-zero vectors")
             x = jax.nn.one_hot(x, vocab, dtype=params["embed"].dtype)
         if x.ndim != 3 or x.shape[1:] != (seq_len, vocab):
             raise ValueError(f"x must have shape (N, {seq_len}, {vocab}) (one-hot) or (N, {seq_len}) (tokens), "

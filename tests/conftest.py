@@ -1,7 +1,15 @@
-"""Shared test helpers. Tests that need float64 use the ``x64`` fixture."""
+"""Shared test helpers. Tests that need float64 use the ``x64`` fixture.
+
+``ntkbook`` is imported here, before any test module is collected: importing it
+applies the neural-tangents compatibility patches (:mod:`ntkbook._compat`), so a
+test file that imports ``neural_tangents`` before ``ntkbook`` (e.g.
+``tests/test_kernels.py``) also collects when it is run alone.
+"""
 
 import jax
 import pytest
+
+import ntkbook  # noqa: F401  (applies the neural-tangents patches before any test module imports it)
 
 
 @pytest.fixture

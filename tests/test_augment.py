@@ -87,18 +87,6 @@ def test_weak_view_is_one_of_the_allowed_shifts():
     assert len(seen) >= 3  # 20 draws from 9 shifts: P(<= 2 distinct) is below 1e-12
 
 
-def test_batch_equals_vmap_of_single_image_functions():
-    x = jnp.asarray(np.random.default_rng(2).random((6, 8, 8)), jnp.float32)
-    keys = jax.random.split(KEY, 6)
-    np.testing.assert_array_equal(np.asarray(augment.strong(KEY, x)),
-                                  np.asarray(jax.vmap(lambda k, im: augment.strong_one(k, im))(keys, x)))
-    np.testing.assert_array_equal(np.asarray(augment.weak(KEY, x, max_shift=2)),
-                                  np.asarray(jax.vmap(lambda k, im: augment.weak_one(k, im, max_shift=2))(keys, x)))
-    # and both are jittable
-    np.testing.assert_allclose(np.asarray(jax.jit(lambda k, im: augment.strong(k, im))(KEY, x)),
-                               np.asarray(augment.strong(KEY, x)), atol=1e-6)
-
-
 def test_strong_noise_level_matches_noise_std():
     # geometric parts and Cutout off: the difference is the noise, whose sample std over
     # 64 * 200 entries has relative standard error 1/sqrt(2 * 12800) ~ 0.6 %; allow 5 % (8 se)

@@ -405,16 +405,3 @@ def test_misalign_readout_adds_a_part_the_features_cannot_see(x64):
     with pytest.raises(ValueError, match="no direction"):
         tight = collapse.balanced_state(jax.random.PRNGKey(0), KAPPAS, num_classes=c, per_class=m, feature_dim=c + 1)
         collapse.misalign_readout(collapse.misalign_readout(tight, jax.random.PRNGKey(2), 1.0), jax.random.PRNGKey(3), 1.0)
-
-
-def test_collapse_along_matches_the_metrics_at_each_time(x64):
-    c, m, n = 3, 4, 6
-    s0 = collapse.balanced_state(jax.random.PRNGKey(0), KAPPAS, num_classes=c, per_class=m, feature_dim=n)
-    traj = collapse.integrate(s0, KAPPAS, [0.0, 1.0, 5.0], rtol=1e-8, atol=1e-10)
-    got = collapse.collapse_along(traj)
-    y = np.repeat(np.arange(c), m)
-    for i in range(3):
-        h = np.asarray(collapse.merge_features(traj.states.H1[i], traj.states.H2[i])).T
-        want = metrics.neural_collapse(h, y, traj.states.W[i], traj.states.b[i])
-        np.testing.assert_allclose([got[k][i] for k in ("nc1", "nc2", "nc3", "nc4")], want, rtol=1e-12)
-    assert got["nc1"][-1] < got["nc1"][0]

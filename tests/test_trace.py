@@ -314,12 +314,6 @@ def test_antithetic_standard_error_counts_pairs_not_probes(x64):
     assert trace.ntk_trace(net.apply_fn, params, x, method="fd", key=key, probes=5, antithetic=True).probes == 6
 
 
-def test_trace_recorder_is_the_normalised_trace():
-    net, params, x = _setup("relu")
-    rec = trace.trace_recorder(net.apply_fn, x)
-    assert rec(params) == pytest.approx(trace.ntk_trace(net.apply_fn, params, x).normalized, rel=1e-6)
-
-
 @pytest.mark.parametrize(
     "kwargs, err, match",
     [

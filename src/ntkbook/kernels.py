@@ -450,11 +450,17 @@ def gradient_flow_mse(
     ts = jnp.atleast_1d(t_arr)[:, None]  # (T, 1)
     if discrete:
         decay = jnp.power(1.0 - rate[None, :], ts)
+        # decay - 1 = expm1(t log1p(-r)) for r < 1, without the cancellation of 1 - 1
+        below = rate < 1.0
+        change = jnp.where(below[None, :], jnp.expm1(ts * jnp.log1p(-jnp.where(below, rate, 0.0))[None, :]),
+                           decay - 1.0)
     else:
         decay = jnp.exp(-rate[None, :] * ts)  # (T, P)
-    # (decay - 1) / lambda, with its limit -eta t / n at lambda = 0.
+        change = jnp.expm1(-rate[None, :] * ts)  # decay - 1 without cancellation
+    # (decay - 1) / lambda, with its limit -eta t / n at lambda = 0. expm1 keeps it
+    # accurate for the tiny eigenvalues (rounding noise of a zero) that pass the cut.
     safe = lam > 1e-12 * jnp.max(lam)
-    grow = jnp.where(safe[None, :], (decay - 1.0) / jnp.where(safe, lam, 1.0)[None, :], -learning_rate * ts / norm)
+    grow = jnp.where(safe[None, :], change / jnp.where(safe, lam, 1.0)[None, :], -learning_rate * ts / norm)
 
     r0 = f0 - y
     coef = vec.T @ (r0 if per_output else r0.reshape(-1, 1))  # (P, k) or (P, 1)

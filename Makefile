@@ -43,7 +43,7 @@ unexport MPLBACKEND
 # The static book shows one summary line per training loop, not a frozen widget bar.
 export NTKBOOK_PROGRESS ?= summary
 
-.PHONY: book test venv unit notebooks html browser browser-deps colab screenshots bench bench-quick clean distclean
+.PHONY: book test venv unit notebooks html browser browser-deps colab screenshots bench bench-quick seeds clean distclean
 # The steps depend on each other's outputs; each is parallel inside.
 .NOTPARALLEL:
 
@@ -130,6 +130,15 @@ bench: venv
 
 bench-quick: venv
 	$(BIN)/python -m benchmarks.run --size quick $(if $(SECTIONS),--sections $(SECTIONS))
+
+# Which claims survive other random draws (a measurement, not part of `make test`):
+# every chapter (or CHAPTERS=01_lazy,02_ntk_flow) under each NTKBOOK_SEED in
+# SEEDS, two at a time in fresh kernels, one row per run in
+# benchmarks/results/seeds.json (appendix B renders it). PRESET defaults to ci here.
+SEEDS ?= 0 1 2 3 4 5
+seeds: PRESET = ci
+seeds: venv
+	$(BIN)/python tools/seeds.py --preset $(PRESET) --seeds $(SEEDS) --jobs $(JOBS) $(if $(CHAPTERS),--chapters $(CHAPTERS))
 
 # Copy two pictures from the last browser run into docs/screenshots (README).
 screenshots: venv

@@ -483,7 +483,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "ci": dict(
             width=20, depths=(2, 3, 4, 5, 6), n_samples=1000, n_boot=300, w_ordered=1.0, w_chaotic=3.0,
             anim_frames=10, theory_depth=20, lams=(0.1, 0.25, 0.5, 1.0), alphas=(0.1, 0.5, 2.0), alpha_depth=5,
-            alpha_samples=2000, eq13_depths=(2, 4, 6), heat_depths=(2, 3, 4, 5, 6),
+            alpha_samples=2000, eq13_depths=(2, 4, 6), heat_depths=(2, 4, 6),
             heat_w=(0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0), heat_b_vars=(0.0, 1.0), heat_samples=600,
             fig2_widths=(20, 50, 100, 200),
             off_w=(1.0, 1.5, 1.8), off_cosines=(0.0, 0.5), off_depths=(2, 4, 8, 12), off_samples=2000,

@@ -179,3 +179,60 @@ def test_bad_estimator_inputs():
         dp.dispersion(np.ones(5), key=1)
     with pytest.raises(ValueError, match="cosines"):
         dp.unit_inputs(4, [1.5])
+
+
+# ------------------------------------------- NTK parts and the dispersion grid (chapter 05)
+def test_part_samples_add_up_to_the_ntk_and_are_exact_at_depth_one():
+    key = jax.random.PRNGKey(3)
+    x = dp.unit_inputs(6, [0.3])
+    parts = dp.ntk_part_samples(key, 5, (6, 7, 7), W_var=1.7, b_var=0.2, inputs=x)
+    full = dp.ntk_samples(key, 5, (6, 7, 7), W_var=1.7, b_var=0.2, inputs=x)
+    np.testing.assert_allclose(parts.weight + parts.bias, full.theta, rtol=1e-5)
+    # Depth 1, f = W x + b: Theta_W(x, x') = <x, x'>, Theta_b = 1, whatever the draw.
+    one = dp.ntk_part_samples(key, 4, (6,), W_var=0.9, inputs=x)
+    np.testing.assert_allclose(one.weight, np.broadcast_to(np.asarray(x @ x.T), (4, 2, 2)), rtol=1e-6)
+    np.testing.assert_allclose(one.bias, 1.0, rtol=1e-6)
+
+
+def test_part_sample_means_match_thm_3_2_eqs_11_12():
+    # Independent oracle: the closed-form means of thesis §3.2 eqs. (11), (12); 4-sigma bound.
+    widths, w_var = (5, 8, 8, 8), 2.6
+    s = dp.ntk_part_samples(jax.random.PRNGKey(8), 4000, widths, W_var=w_var)
+    mom = mf.ntk_moments(list(widths), w_var)
+    for sample, mean in ((s.weight[:, 0, 0], mom.mean_W), (s.bias[:, 0, 0], mom.mean_b)):
+        assert abs(sample.mean() - mean) < 4 * sample.std(ddof=1) / np.sqrt(sample.size), (sample.mean(), mean)
+
+
+def test_dispersion_grid_matches_thm_3_2_and_its_cells():
+    key = jax.random.PRNGKey(5)
+    g = dp.dispersion_grid(key, 1500, 10, (1, 3), (1.0, 3.0), n_boot=100)
+    assert g.value.shape == g.stderr.shape == (2, 2)
+    np.testing.assert_allclose(g.value[0], 1.0, atol=1e-5)  # depth 1: Theta = |x|^2 + 1, deterministic
+    theory = mf.ntk_dispersion(3, 10, 1.0), mf.ntk_dispersion(3, 10, 3.0)
+    assert np.all(np.abs(g.value[1] - theory) < 4 * g.stderr[1]), (g.value[1], theory)
+    # A cell is the documented single call.
+    cell = jax.random.fold_in(jax.random.fold_in(key, 3), 1)
+    s = dp.ntk_samples(cell, 1500, (10, 10, 10), W_var=3.0)
+    est = dp.dispersion(s.theta[:, 0, 0], key=jax.random.fold_in(cell, 1), n_boot=100)
+    assert g.value[1, 1] == pytest.approx(est.value) and g.stderr[1, 1] == pytest.approx(est.stderr)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(depths=()), "depths"), (dict(depths=(0,)), "depths"), (dict(W_vars=()), "W_vars"),
+    (dict(W_vars=(-1.0,)), "W_var"), (dict(width=0), "width"), (dict(n_samples=2), "n_samples"),
+    (dict(activation="gelu"), "activation"), (dict(b_var=-0.1), "b_var"),
+])
+def test_dispersion_grid_rejects_bad_arguments(kwargs, match):
+    args = dict(n_samples=10, width=4, depths=(2,), W_vars=(1.0,))
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        dp.dispersion_grid(jax.random.PRNGKey(0), **args)
+
+
+def test_part_samples_reject_bad_arguments():
+    with pytest.raises(ValueError, match="n_samples"):
+        dp.ntk_part_samples(jax.random.PRNGKey(0), 1, (3, 3), W_var=1.0)
+    with pytest.raises(ValueError, match="inputs"):
+        dp.ntk_part_samples(jax.random.PRNGKey(0), 3, (3, 3), W_var=1.0, inputs=np.ones((2, 4)))
+    with pytest.raises(TypeError, match="key"):
+        dp.ntk_part_samples(0, 3, (3, 3), W_var=1.0)

@@ -285,3 +285,24 @@ def test_sphere_kernels_tanh_interpolation_matches_direct_evaluation():
         # Chebyshev interpolation of an analytic function with 64 nodes: error ~1e-10 here.
         np.testing.assert_allclose([sk.nngp[i], sk.weight[i], sk.bias[i]],
                                    [fwd.q12[-1], parts.weight_offdiag[-1], parts.bias_offdiag[-1]], rtol=1e-8)
+
+
+def test_eq13_as_printed():
+    # Two layers, |x| = 1: the printed form is a^2 (1 + 5/n1) (1 + r^2 + r (1 + 1/n1)), r = n1/n0
+    # (worked by hand from eq. 13 with L = 2); the derived one is exact (test above).
+    for n0, n1, w_var in ((3, 4, 2.0), (10, 6, 1.2), (2, 50, 3.3)):
+        a, r = w_var / 2, n1 / n0
+        printed = a**2 * (1 + 5 / n1) * (1 + r**2 + r * (1 + 1 / n1))
+        assert mf.ntk_second_W_as_printed([n0, n1], w_var) == pytest.approx(printed, rel=1e-12)
+    # Three layers of width n, by hand: X_(1,3) = (1 + 5/n)^2, C_(1,2) = C_(2,3) = 1 + 1/n, C_(1,3) = (1 + 1/n)^2.
+    n, w_var, x2 = 7, 1.4, 2.0
+    a, X, C = w_var / 2, (1 + 5 / n) ** 2, 1 + 1 / n
+    by_hand = x2**2 * a**4 * X * (3 + 2 * C + C**2)
+    assert mf.ntk_second_W_as_printed([n] * 3, w_var, x_norm_sq=x2) == pytest.approx(by_hand, rel=1e-12)
+    # It can fall below E[Theta_W]^2, which a second moment cannot (Jensen); the derived one does not.
+    m = mf.ntk_moments([40, 40], 2.0)
+    assert mf.ntk_second_W_as_printed([40, 40], 2.0) < m.mean_W**2 < m.second_W
+    with pytest.raises(ValueError, match="widths"):
+        mf.ntk_second_W_as_printed([0, 3], 1.0)
+    with pytest.raises(ValueError, match="x_norm_sq"):
+        mf.ntk_second_W_as_printed([3, 3], 1.0, x_norm_sq=0.0)

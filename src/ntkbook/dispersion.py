@@ -277,6 +277,145 @@ def ntk_samples(
                       first_step=step.astype(np.float64) if first_step else None)
 
 
+class NTKPartSamples(NamedTuple):
+    """Independent draws of the two parts of the NTK (thesis §3.2 eq. 4): ``theta = weight + bias``.
+
+    ``weight``: ``(n, P, P)`` the sum over weight gradients ``Theta_W``; ``bias``: ``(n, P, P)``
+    the sum over bias gradients ``Theta_b``.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+
+
+@functools.lru_cache(maxsize=32)
+def _part_sampler(widths: tuple[int, ...], activation: str):
+    def one(key, inputs, w_var, b_var):
+        params = _init(key, widths, w_var, b_var)
+        grads = jax.vmap(jax.grad(mlp_apply), in_axes=(None, 0, None))(params, inputs, activation)
+        jw = jnp.concatenate([blk["W"].reshape(inputs.shape[0], -1) for blk in grads], axis=1)
+        jb = jnp.concatenate([blk["b"].reshape(inputs.shape[0], -1) for blk in grads], axis=1)
+        return jw @ jw.T, jb @ jb.T
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None, None)))
+
+
+def ntk_part_samples(
+    key: jax.Array,
+    n_samples: int,
+    widths: Sequence[int],
+    *,
+    W_var: float,
+    b_var: float = 0.0,
+    activation: str = "relu",
+    inputs: Any = None,
+) -> NTKPartSamples:
+    """Draw ``n_samples`` networks and return the weight and bias parts of their NTK on ``inputs``.
+
+    Thesis §3.2 eq. (4): ``Theta_W`` sums the products of the gradients with respect to
+    the weights, ``Theta_b`` those with respect to the biases. Same networks and key
+    convention as :func:`ntk_samples` (sample ``i`` uses the ``i``-th key of
+    ``jax.random.split(key, n)``), so ``weight + bias`` equals its ``theta`` for the same key.
+
+    Args:
+        key, n_samples, widths, W_var, b_var, activation, inputs: as in :func:`ntk_samples`.
+
+    Returns:
+        :class:`NTKPartSamples` (float64 NumPy arrays).
+    """
+    _check_key(key)
+    widths = _check_widths(widths)
+    W_var, b_var = _check_variances(W_var, b_var)
+    _check_activation(activation)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
+        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    inputs = unit_inputs(widths[0]) if inputs is None else jnp.asarray(inputs, dtype=jnp.float32)
+    if inputs.ndim != 2 or inputs.shape[1] != widths[0] or inputs.shape[0] < 1:
+        raise ValueError(f"inputs must have shape (P, {widths[0]}), got {inputs.shape}")
+    n_params = sum(c * (o * i + o) for c, o, i in _layer_blocks(widths))
+    batch_size = int(max(1, min(n_samples, (1 << 23) // (n_params * (inputs.shape[0] + 3)))))
+    fn = _part_sampler(widths, activation)
+    keys = jax.random.split(key, n_samples)
+    n_pad = -n_samples % batch_size
+    if n_pad:
+        keys = jnp.concatenate([keys, keys[:n_pad]])
+    args = (inputs, jnp.float32(W_var), jnp.float32(b_var))
+    parts = [fn(keys[i: i + batch_size], *args) for i in range(0, keys.shape[0], batch_size)]
+    weight, bias = (np.concatenate([np.asarray(p[j]) for p in parts])[:n_samples] for j in range(2))
+    return NTKPartSamples(weight=weight.astype(np.float64), bias=bias.astype(np.float64))
+
+
+class DispersionGrid(NamedTuple):
+    """Monte Carlo NTK dispersion over a ``(depth, sigma_w^2)`` grid (thesis §3.1 Figs. 1, 7).
+
+    ``value[d, w]``, ``stderr[d, w]``: the jackknife estimate of ``E[Theta(x,x)^2] / E[Theta(x,x)]^2``
+    and its bootstrap standard error (:func:`dispersion`) for depth ``depths[d]`` and
+    ``sigma_w^2 = W_vars[w]``.
+    """
+
+    depths: np.ndarray
+    W_vars: np.ndarray
+    value: np.ndarray
+    stderr: np.ndarray
+
+
+def dispersion_grid(
+    key: jax.Array,
+    n_samples: int,
+    width: int,
+    depths: Sequence[int],
+    W_vars: Sequence[float],
+    *,
+    b_var: float = 0.0,
+    activation: str = "relu",
+    n_boot: int = 300,
+) -> DispersionGrid:
+    """Estimate the NTK dispersion at initialisation for every ``(depth, sigma_w^2)`` (thesis §3.1 Figs. 1, 7).
+
+    Constant-width networks ``(width,) * depth`` (so ``n_0 = width``) on one unit input
+    (:func:`unit_inputs`): ``n_samples`` networks per cell (:func:`ntk_samples`, one
+    compilation per depth serves every ``sigma_w^2``) and :func:`dispersion`. Cell
+    ``(L, w)`` samples with ``fold_in(fold_in(key, L), w)`` (``w`` the column index) and
+    bootstraps with ``fold_in`` of that key by 1.
+
+    Args:
+        key: PRNG key.
+        n_samples: networks per cell (>= 3).
+        width: the constant width ``m`` (input dimension included).
+        depths: depths ``L >= 1``; W_vars: the ``sigma_w^2 > 0`` values.
+        b_var: ``sigma_b^2 >= 0``; activation: ``"relu"`` or ``"tanh"``.
+        n_boot: bootstrap resamples per cell.
+
+    Returns:
+        :class:`DispersionGrid`.
+    """
+    _check_key(key)
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    depths = list(depths)
+    if not depths or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in depths):
+        raise ValueError(f"depths must be a non-empty sequence of positive integers, got {depths!r}")
+    depths = [int(d) for d in depths]
+    W_vars = [float(w) for w in W_vars]
+    if not W_vars:
+        raise ValueError("W_vars must be a non-empty sequence of positive numbers")
+    for w in W_vars:
+        _check_variances(w, b_var)
+    _check_activation(activation)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 3:
+        raise ValueError(f"n_samples must be an integer >= 3, got {n_samples!r}")
+    _check_boot(key, n_boot)
+    value = np.empty((len(depths), len(W_vars)))
+    stderr = np.empty_like(value)
+    for i, depth in enumerate(depths):
+        for j, w in enumerate(W_vars):
+            cell = jax.random.fold_in(jax.random.fold_in(key, depth), j)
+            s = ntk_samples(cell, int(n_samples), (int(width),) * depth, W_var=w, b_var=b_var, activation=activation)
+            est = dispersion(s.theta[:, 0, 0], key=jax.random.fold_in(cell, 1), n_boot=n_boot)
+            value[i, j], stderr[i, j] = est.value, est.stderr
+    return DispersionGrid(np.asarray(depths), np.asarray(W_vars), value, stderr)
+
+
 # ------------------------------------------------------------------- estimators
 class Estimate(NamedTuple):
     """A jackknife bias-corrected ratio estimate with its bootstrap standard error.

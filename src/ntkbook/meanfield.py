@@ -734,6 +734,42 @@ def ntk_moments(widths: Sequence[int], W_var: float, *, x_norm_sq: float = 1.0) 
     return NTKMoments(*map(float, values), dispersion=float(np.exp(log_second - 2 * log_mean)))
 
 
+def ntk_second_W_as_printed(widths: Sequence[int], W_var: float, *, x_norm_sq: float = 1.0) -> float:
+    """``E[Theta_W(x,x)^2]`` from eq. (13) of thesis §3.2 *as printed* (for comparison only).
+
+    ``||x||^4 a^{2(L-1)} X_(1,L) [sum_l (n_{l-1}/n_0)^2 + sum_{l1<l2} (n_{l1-1} n_{l2-1}/n_0^2) C_(l1,l2)]``:
+    the factor ``X_(1,L)`` multiplies every term and the cross terms carry no factor 2.
+    The derivation (Lemma A.5; :func:`ntk_moments`) gives
+    ``X_(1,L) sum_l (n_{l-1}/n_0)^2 + 2 sum_{l1<l2} (...) X_(1,l1) C_(l1,l2) X_(l2,L)``.
+    The printed form can fall below ``E[Theta_W]^2`` (eq. 11 squared), which no second
+    moment can (Jensen); chapter 05 shows both against Monte Carlo.
+
+    Args:
+        widths: ``(n_0, n_1, ..., n_{L-1})``, positive integers.
+        W_var: ``sigma_w^2 > 0``.
+        x_norm_sq: ``||x||^2`` of the input.
+
+    Returns:
+        The printed second moment (``inf`` if it overflows).
+    """
+    n = np.asarray(widths)
+    if n.ndim != 1 or n.size < 1 or not np.issubdtype(n.dtype, np.integer) or np.any(n < 1):
+        raise ValueError(f"widths must be a non-empty sequence of positive integers (n_0, ..., n_(L-1)), got {widths!r}")
+    W_var, _ = _check_variances(W_var, 0.0)
+    if not x_norm_sq > 0:
+        raise ValueError(f"x_norm_sq must be positive, got {x_norm_sq}")
+    n = n.astype(float)
+    depth = n.size
+    pc = np.concatenate([[0.0], np.cumsum(np.log1p(1.0 / n[1:]))])  # log C_(1, l), l = 1..L
+    log_r = np.log(n / n[0])
+    i1, i2 = np.triu_indices(depth, 1)
+    log_terms = np.concatenate([2 * log_r, log_r[i1] + log_r[i2] + (pc[i2] - pc[i1])])
+    log_value = (2 * np.log(x_norm_sq) + 2 * (depth - 1) * np.log(W_var / 2.0)
+                 + np.sum(np.log1p(5.0 / n[1:])) + _logsumexp(log_terms))
+    with np.errstate(over="ignore"):
+        return float(np.exp(log_value))
+
+
 def ntk_dispersion(depth: Any, width: int, W_var: float, *, alpha0: float = 1.0) -> np.ndarray:
     """Thm 3.2's ``E[Theta^2] / E[Theta]^2`` for constant-width ReLU networks, for each depth in ``depth``.
 

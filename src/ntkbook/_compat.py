@@ -11,6 +11,14 @@ everything the book uses work (see the README, "Why these pins"):
 3. ``jax.interpreters.ad.config`` moved in JAX 0.4.x; the structured-derivatives
    eNTK implementation still looks them up in the old place.
 
+A fourth patch, :func:`patch_predict`, is applied once neural-tangents is
+imported (:mod:`ntkbook.kernels` does it right after its import):
+
+4. ``nt.predict.max_learning_rate`` calls ``scipy.linalg.eigvalsh(...,
+   eigvals=(i, j))`` on CPU; SciPy removed ``eigvals=`` (it is
+   ``subset_by_index=`` since SciPy 1.5). The module's ``sp`` is replaced by a
+   view of SciPy whose ``linalg.eigvalsh`` translates the keyword.
+
 The patches are idempotent: :func:`apply` may be called any number of times.
 """
 
@@ -40,6 +48,42 @@ def apply() -> None:
         ad.source_info_util = source_info_util
     if not hasattr(ad, "config"):
         ad.config = jax.config
+
+
+class _LinalgCompat(types.ModuleType):
+    """``scipy.linalg`` with the pre-1.5 ``eigvalsh(..., eigvals=(lo, hi))`` keyword."""
+
+    def __getattr__(self, name: str):
+        import scipy.linalg
+
+        return getattr(scipy.linalg, name)
+
+    @staticmethod
+    def eigvalsh(a, b=None, *, eigvals=None, **kwargs):
+        import scipy.linalg
+
+        if eigvals is not None:
+            kwargs["subset_by_index"] = eigvals
+        return scipy.linalg.eigvalsh(a, b, **kwargs)
+
+
+class _ScipyCompat(types.ModuleType):
+    """``scipy`` whose ``linalg`` is :class:`_LinalgCompat`; everything else is SciPy's."""
+
+    linalg = _LinalgCompat("scipy.linalg (ntkbook._compat)")
+
+    def __getattr__(self, name: str):
+        import scipy
+
+        return getattr(scipy, name)
+
+
+def patch_predict() -> None:
+    """Patch 4: make ``nt.predict.max_learning_rate`` work on the pinned SciPy (idempotent)."""
+    import neural_tangents._src.predict as predict
+
+    if not isinstance(predict.sp, _ScipyCompat):
+        predict.sp = _ScipyCompat("scipy (ntkbook._compat)")
 
 
 def check_jax_version() -> str:

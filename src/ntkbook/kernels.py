@@ -36,6 +36,8 @@ from . import _compat, timing
 _compat.apply()
 import neural_tangents as nt  # noqa: E402
 
+_compat.patch_predict()
+
 Implementation = Literal["auto", "structured", "jacobian", "ntvp", "reference"]
 IMPLEMENTATIONS: tuple[str, ...] = ("auto", "structured", "jacobian", "ntvp", "reference")
 _NT_CODES = {

@@ -23,10 +23,21 @@ and the trace evolution paper ([trace], Sect. 4) tracks its normalised value
   ``O(eps^2)`` for a smooth network (the odd terms vanish in expectation) and
   ``O(eps)`` for ReLU networks, whose kinks do not cancel.
 - ``"auto"``: the cheaper of ``"exact"`` and ``"jvp"`` for a requested relative
-  standard error ``rtol``: it times one exact block and one probe, estimates the
-  per-probe variance from a few pilot probes, and compares costs. (``"fd"`` is
-  never picked: its bias depends on the model and cannot be bounded without the
-  exact value.)
+  standard error ``rtol``. Costs are XLA's floating-point operation counts of the
+  compiled exact block and of one compiled probe (never wall-clock times, so the
+  choice, and the result, are the same on every run for the same inputs and key);
+  the number of probes the estimator would need comes from pilot probes. (``"fd"``
+  is never picked: its bias depends on the model and cannot be bounded without
+  the exact value.)
+
+When ``rtol`` sets the number of probes, the per-probe variance is not taken at
+face value from the pilot (8 probes estimate a variance to within a factor of
+about two): the count uses a one-sided upper confidence bound on the variance
+(chi-square, level :data:`RTOL_CONFIDENCE`), and is re-estimated once more from
+all probes drawn. The relative standard error achieved is then at most ``rtol``
+in about that fraction of runs or more (``tests/test_trace.py`` measures it over
+100 keys). At most ``max_probes`` probes are drawn: a request that needs more
+is refused with a clear error before they are drawn.
 
 Probes are drawn from an explicit key, and probe ``j`` is the same vector for
 ``"jvp"`` and ``"fd"``, so the two estimators can be compared with common random
@@ -52,6 +63,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import kernels, timing
+
+#: One-sided confidence with which the probe count chosen for ``rtol`` covers the true variance.
+RTOL_CONFIDENCE = 0.9
+#: Default cap on the number of probes a call may draw.
+MAX_PROBES = 20_000
 
 Method = Literal["exact", "jvp", "fd", "auto"]
 METHODS: tuple[str, ...] = ("exact", "jvp", "fd", "auto")
@@ -96,6 +112,10 @@ def _check_x(x: Any) -> jax.Array:
     x = jnp.asarray(x)
     if x.ndim < 2 or x.shape[0] < 1:
         raise ValueError(f"x must have shape (N, *features) with N >= 1, got {x.shape}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"x must be a floating-point array, got dtype {x.dtype}")
+    if not bool(jnp.all(jnp.isfinite(x))):
+        raise ValueError(f"x contains {int(jnp.sum(~jnp.isfinite(x)))} NaN or inf entries; the trace would be NaN")
     return x
 
 
@@ -259,11 +279,6 @@ def _result(samples: np.ndarray | None, value: float, method: str, eps: float | 
     return TraceEstimate(value, value / (n * k), stderr, method, samples.size, eps, n, k, samples)
 
 
-def _time(fn: Callable[[], Any], repeats: int = 2) -> float:
-    """Best of ``repeats`` timed calls of ``fn`` after one untimed call (which compiles)."""
-    return timing.best_time(fn, repeats=repeats, warmup=1)["min_s"]
-
-
 def ntk_trace(
     apply_fn: ApplyFn,
     params: Any,
@@ -277,6 +292,7 @@ def ntk_trace(
     antithetic: bool = False,
     rtol: float | None = None,
     pilot_probes: int = 8,
+    max_probes: int = MAX_PROBES,
     batch_size: int | None = 128,
     vmap_axes: Any = 0,
 ) -> TraceEstimate:
@@ -304,8 +320,11 @@ def ntk_trace(
             two halves of a pair are equal, so it only wastes probes. The standard
             error is computed from the pair means.
         rtol: target relative standard error (> 0). Required for ``"auto"``.
+            Met in at least about :data:`RTOL_CONFIDENCE` of runs (module docstring).
         pilot_probes: probes used to estimate the per-probe variance when
             ``rtol`` sets the number of probes (they are part of the estimate).
+        max_probes: the most probes one call may draw (``"jvp"``/``"fd"`` with
+            ``rtol``); ``"auto"`` takes the exact trace when more would be needed.
         batch_size: inputs per block for ``"exact"``.
         vmap_axes: see :func:`exact_diagonal`.
 
@@ -314,7 +333,9 @@ def ntk_trace(
 
     Raises:
         ValueError: unknown method or probe kind, ``eps <= 0``, ``probes < 1``,
-            ``rtol <= 0``, a missing key, bad shapes.
+            ``rtol <= 0`` (or not finite), a missing key, bad shapes, NaN or inf in
+            ``x``, or an ``rtol`` that needs more than ``max_probes`` probes.
+        TypeError: a key that is not a PRNG key; integer inputs.
 
     >>> ntk_trace(net.apply_fn, params, x, method="jvp", key=jax.random.PRNGKey(0), probes=64).rel_stderr
     """
@@ -325,8 +346,10 @@ def ntk_trace(
     if probes is not None:
         probes = _check_probes(probes)
     pilot_probes = _check_probes(pilot_probes)
-    if rtol is not None and not (isinstance(rtol, (int, float, np.floating)) and rtol > 0):
-        raise ValueError(f"rtol must be a positive number (a relative standard error), got {rtol!r}")
+    max_probes = _check_probes(max_probes)
+    if rtol is not None and (isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.floating, np.integer))
+                             or not rtol > 0 or not math.isfinite(rtol)):
+        raise ValueError(f"rtol must be a positive finite number (a relative standard error), got {rtol!r}")
     if method == "fd" and probe != "gaussian":
         raise ValueError("method='fd' is the Gaussian perturbation estimator of Thm 4.1: use probe='gaussian'")
     if method == "auto" and rtol is None:
@@ -342,12 +365,12 @@ def ntk_trace(
     key = _check_key(key, method)
     if method in ("jvp", "fd"):
         return _probe_estimate(apply_fn, params, x, key, method, probe, eps, antithetic, probes, rtol, pilot_probes,
-                               n, k)
-    return _auto(apply_fn, params, x, key, probe, rtol, pilot_probes, batch_size, vmap_axes, n, k)
+                               n, k, max_probes=max_probes)
+    return _auto(apply_fn, params, x, key, probe, rtol, pilot_probes, batch_size, vmap_axes, n, k, max_probes)
 
 
 def _probe_estimate(apply_fn, params, x, key, method, probe, eps, antithetic, probes, rtol, pilot, n, k,
-                    mask=None) -> TraceEstimate:
+                    mask=None, max_probes: int = MAX_PROBES) -> TraceEstimate:
     eps_used = eps if method == "fd" else None
     per_unit = 2 if antithetic else 1  # probes per independent unit; antithetic counts are rounded up to even
     if probes is None and rtol is None:
@@ -356,57 +379,97 @@ def _probe_estimate(apply_fn, params, x, key, method, probe, eps, antithetic, pr
         probes = per_unit * math.ceil(probes / per_unit)
         samples = _estimates(apply_fn, params, x, key, probes, method, probe, eps, antithetic, mask)
         return _result(samples, 0.0, method, eps_used, n, k, antithetic)
-    # rtol given: pilot, then as many probes as the pilot's variance says (continuing the key stream).
+    # rtol given: pilot, then as many probes as an upper confidence bound on the
+    # variance asks for, then once more from everything drawn (continuing the key stream).
     k_pilot, k_more = jax.random.split(key)
     pilot = per_unit * max(math.ceil(pilot / per_unit), 2)
     samples = _estimates(apply_fn, params, x, k_pilot, pilot, method, probe, eps, antithetic, mask)
-    needed = per_unit * _probes_needed(_units(samples, antithetic), rtol)
-    if needed > samples.size:
-        more = _estimates(apply_fn, params, x, k_more, needed - samples.size, method, probe, eps, antithetic, mask)
+    for k_round in jax.random.split(k_more, 2):
+        needed = per_unit * _probes_needed(_units(samples, antithetic), rtol)
+        if needed > max_probes:
+            raise ValueError(
+                f"rtol={rtol:g} needs about {needed} probes (more than max_probes={max_probes}): "
+                f"ask for a larger rtol, raise max_probes, or use method='exact'")
+        if needed <= samples.size:
+            break
+        more = _estimates(apply_fn, params, x, k_round, needed - samples.size, method, probe, eps, antithetic, mask)
         samples = np.concatenate([samples, more])
     return _result(samples, 0.0, method, eps_used, n, k, antithetic)
 
 
-def _probes_needed(samples: np.ndarray, rtol: float) -> int:
-    """Probes for a relative standard error ``rtol``: ``ceil(var / (mean^2 rtol^2))``."""
+def _probes_needed(samples: np.ndarray, rtol: float, confidence: float = RTOL_CONFIDENCE) -> int:
+    """Probes for a relative standard error ``rtol``: ``ceil(var_up / (mean^2 rtol^2))``.
+
+    ``var_up`` is the one-sided upper confidence bound ``(m - 1) s^2 / chi2_{1-c}(m - 1)``
+    on the per-probe variance from ``m`` samples (exact for Gaussian samples; the
+    per-probe values are quadratic forms, so it is approximate, and the second
+    round in :func:`_probe_estimate` corrects what it misses).
+    """
+    from scipy import stats
+
     mean = float(np.mean(samples))
-    var = float(np.var(samples, ddof=1)) if samples.size > 1 else mean**2 * 2.0  # Gaussian worst case: 2 Tr(K)^2
+    m = samples.size
+    if m > 1:
+        var = float(np.var(samples, ddof=1)) * (m - 1) / float(stats.chi2.ppf(1.0 - confidence, m - 1))
+    else:
+        var = mean**2 * 2.0  # Gaussian worst case: 2 Tr(K)^2
+    if not math.isfinite(mean) or not math.isfinite(var):
+        raise FloatingPointError(f"the probe values are not finite (mean {mean}, variance {var}): "
+                                 "the network's outputs or gradients overflow at these parameters")
     if mean <= 0:
         return samples.size
     return max(int(math.ceil(var / (mean**2 * rtol**2))), 1)
 
 
-def _choose(t_exact: float, t_probe: float, pilot: int, pilot_samples: np.ndarray | None, rtol: float) -> tuple[str, int]:
-    """The cost model of ``method="auto"``: ``("exact", 0)`` or ``("jvp", probes)``.
+def _choose(c_exact: float, c_probe: float, pilot: int, pilot_samples: np.ndarray | None, rtol: float,
+            max_probes: int = MAX_PROBES) -> tuple[str, int]:
+    """The cost model of ``method="auto"``: ``("exact", 0)``, ``("pilot", pilot)`` or ``("jvp", probes)``.
 
-    ``t_exact`` and ``t_probe`` are the times of the exact trace and of one probe.
-    Without pilot samples, decide whether a pilot is worth running (exact costs no
-    more than ``pilot`` probes: take exact). With them, the estimator needs
-    ``ceil(var / (mean^2 rtol^2))`` probes; take it only if that is cheaper.
+    ``c_exact`` and ``c_probe`` are the costs (XLA flop counts) of the exact trace
+    and of one probe; a cost that is not a finite positive number means "unknown",
+    and then exact is taken. Without pilot samples, decide whether a pilot is
+    worth running (exact costs no more than ``pilot`` probes: take exact). With
+    them, the estimator needs :func:`_probes_needed` probes; take it only if that
+    is cheaper and within ``max_probes``.
     """
-    if t_exact <= pilot * t_probe:
+    if not (math.isfinite(c_exact) and math.isfinite(c_probe) and c_exact > 0 and c_probe > 0):
+        return "exact", 0
+    if c_exact <= pilot * c_probe:
         return "exact", 0
     if pilot_samples is None:
         return "pilot", pilot
     needed = max(_probes_needed(pilot_samples, rtol), pilot_samples.size)
-    return ("jvp", needed) if needed * t_probe < t_exact else ("exact", 0)
+    return ("jvp", needed) if needed * c_probe < c_exact and needed <= max_probes else ("exact", 0)
 
 
-def _auto(apply_fn, params, x, key, probe, rtol, pilot, batch_size, vmap_axes, n, k) -> TraceEstimate:
-    # Exact costs scale with the number of inputs, and so does a probe: time both
-    # on one block of inputs (after compiling) and scale the exact time to all blocks.
+def _flops(lowered: Any) -> float:
+    """XLA's flop count of a lowered computation (``nan`` if unavailable)."""
+    try:
+        return float(timing.xla_accounting(lowered.compile())["flops"])
+    except Exception:  # noqa: BLE001 - a backend without cost analysis means "unknown cost"
+        return math.nan
+
+
+def _auto(apply_fn, params, x, key, probe, rtol, pilot, batch_size, vmap_axes, n, k,
+          max_probes: int = MAX_PROBES) -> TraceEstimate:
+    # Exact costs scale with the number of inputs, and so does a probe: count the
+    # flops of both on one block of inputs and scale to all blocks. Flop counts are
+    # a property of the compiled programs, so the choice is the same on every run.
     rows = n if batch_size is None else min(batch_size, n)
     xb = x[:rows]
-    t_exact = math.ceil(n / rows) * _time(lambda: _exact_diagonal(apply_fn, params, xb, None, vmap_axes))
+    blocks = math.ceil(n / rows)
+    exact_block = jax.jit(lambda p, xx: kernels.empirical_ntk(apply_fn, p, xx, trace_axes=(-1,), diagonal_axes=(0,),
+                                                              vmap_axes=vmap_axes))
+    c_exact = blocks * _flops(exact_block.lower(params, xb))
     fn = _probe_fn(apply_fn, "jvp", probe)
     keys, signs = _probe_keys(key, 1, False)
-    t_probe = math.ceil(n / rows) * _time(lambda: fn(params, xb, keys, signs, jnp.asarray(1.0)))
-    choice, _ = _choose(t_exact, t_probe, pilot, None, rtol)
+    c_probe = blocks * _flops(fn.lower(params, xb, keys, signs, jnp.asarray(1.0)))
+    choice, needed = _choose(c_exact, c_probe, pilot, None, rtol, max_probes)
     samples = None
     if choice == "pilot":
         k_pilot, k_more = jax.random.split(key)
         samples = _estimates(apply_fn, params, x, k_pilot, pilot, "jvp", probe, 1.0, False)
-        choice, needed = _choose(t_exact, t_probe, pilot, samples, rtol)
+        choice, needed = _choose(c_exact, c_probe, pilot, samples, rtol, max_probes)
     if choice == "exact":
         return _result(None, float(np.sum(_exact_diagonal(apply_fn, params, x, batch_size, vmap_axes))),
                        "exact", None, n, k)

@@ -36,6 +36,11 @@ class History:
 
     steps: np.ndarray
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The step whose loss (or whose update of the parameters) was first not finite,
+    #: when :func:`fit` ran with ``on_nonfinite="stop"``; ``None`` if training stayed finite.
+    diverged_at: int | None = None
+    #: The last finite training loss seen before ``diverged_at``.
+    last_finite_loss: float | None = None
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:
@@ -99,24 +104,62 @@ def record_schedule(steps: int, n_records: int, *, spacing: str = "linear") -> n
     return np.unique(np.round(pts).astype(int))
 
 
-def _make_runner(loss_fn: LossFn, optimizer: optax.GradientTransformation, sample_batch: Callable | None):
+ON_NONFINITE = ("raise", "stop", "ignore")
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss or parameter (:func:`fit` with ``on_nonfinite="raise"``)."""
+
+    def __init__(self, step: int, last_finite_loss: float | None, learning_rate: Any = None):
+        self.step, self.last_finite_loss, self.learning_rate = step, last_finite_loss, learning_rate
+        lr = "" if learning_rate is None else f" at learning rate {learning_rate:g}"
+        last = "no finite loss before it" if last_finite_loss is None else f"last finite loss {last_finite_loss:.4g}"
+        super().__init__(
+            f"training diverged at step {step}{lr}: the loss or the updated parameters are NaN or inf ({last}). "
+            "Lower the learning rate, or pass on_nonfinite='stop' to keep the history up to that step."
+        )
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def _make_runner(loss_fn: LossFn, optimizer: optax.GradientTransformation, sample_batch: Callable | None,
+                 check: bool = True):
     grad_fn = jax.value_and_grad(loss_fn)
 
     # Parameters and optimiser state are donated: between two recordings XLA
     # updates them in place instead of allocating a copy per call (measured 4x
     # less overhead per call on CPU). fit() copies the caller's parameters once.
+    # With ``check`` the loop ends at the first step whose loss or updated
+    # parameters are not finite, keeping the last finite parameters; it returns
+    # the number of steps done, whether it stopped early, and the last finite loss.
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def run(params, opt_state, data, key, start, n):
-        def body(i, carry):
-            p, s, _ = carry
+        def body(carry):
+            i, p, s, loss_prev, _ = carry
             batch = data if sample_batch is None else sample_batch(jax.random.fold_in(key, start + i), data)
             loss, g = grad_fn(p, batch)
-            updates, s = optimizer.update(g, s, p)
-            return optax.apply_updates(p, updates), s, loss
+            updates, s_new = optimizer.update(g, s, p)
+            p_new = optax.apply_updates(p, updates)
+            if not check:
+                return i + 1, p_new, s_new, loss, jnp.asarray(False)
+            bad = ~(jnp.isfinite(loss) & _all_finite(p_new))
+            keep = lambda old, new: jax.tree_util.tree_map(lambda a, b: jnp.where(bad, a, b), old, new)
+            return (jnp.where(bad, i, i + 1), keep(p, p_new), keep(s, s_new),
+                    jnp.where(bad, loss_prev, loss), bad)
+
+        def cond(carry):
+            i, _, _, _, bad = carry
+            return (i < n) & ~bad
 
         batch0 = data if sample_batch is None else sample_batch(key, data)
-        zero = jnp.zeros((), jax.eval_shape(loss_fn, params, batch0).dtype)
-        return jax.lax.fori_loop(0, n, body, (params, opt_state, zero))
+        nan = jnp.full((), jnp.nan, jax.eval_shape(loss_fn, params, batch0).dtype)
+        i, p, s, loss, bad = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), params, opt_state, nan,
+                                                             jnp.asarray(False)))
+        return p, s, loss, i, bad
 
     return run
 
@@ -134,6 +177,8 @@ def fit(
     record_fn: Callable[[Params, int], Mapping[str, Any]] | None = None,
     progress: bool = True,
     desc: str | None = None,
+    on_nonfinite: str = "raise",
+    learning_rate: Any = None,
 ) -> tuple[Params, History]:
     """Minimise ``loss_fn`` with ``optimizer`` for ``steps`` updates.
 
@@ -152,13 +197,25 @@ def fit(
             into ``History.metrics[name]``.
         progress: show a progress bar (see :mod:`ntkbook.progress`).
         desc: label of the progress bar.
+        on_nonfinite: what to do at the first step whose loss or updated
+            parameters are NaN or inf: ``"raise"`` (default) a
+            :class:`DivergenceError` naming the step and the last finite loss;
+            ``"stop"`` training there and return the last finite parameters with
+            ``history.diverged_at`` set (a record is taken at that step);
+            ``"ignore"`` it and go on (the behaviour of a plain loop).
+        learning_rate: only quoted in the divergence message (optax hides it).
 
     Returns:
         ``(final_params, history)``.
 
     Raises:
-        ValueError: non-positive ``steps``, record steps out of range, or a missing key.
+        ValueError: non-positive ``steps``, record steps out of range, a missing
+            key or an unknown ``on_nonfinite``.
+        DivergenceError: the loss or the parameters stopped being finite (with
+            ``on_nonfinite="raise"``).
     """
+    if on_nonfinite not in ON_NONFINITE:
+        raise ValueError(f"on_nonfinite must be one of {ON_NONFINITE}, got {on_nonfinite!r}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     if sample_batch is not None and key is None:
@@ -169,11 +226,12 @@ def fit(
     if key is None:
         key = jax.random.PRNGKey(0)  # unused without sample_batch
 
-    run = _make_runner(loss_fn, optimizer, sample_batch)
+    run = _make_runner(loss_fn, optimizer, sample_batch, check=on_nonfinite != "ignore")
     params = jax.tree_util.tree_map(jnp.copy, params)  # the runner donates its inputs
     opt_state = optimizer.init(params)
     records: dict[str, list] = {}
     done = 0
+    diverged_at, last_finite = None, None
 
     def record(step: int) -> None:
         if record_fn is None:
@@ -188,18 +246,32 @@ def fit(
             targets.append(steps)
         if rec.size and rec[0] == 0:
             record(0)
+        rec_set = set(rec.tolist())
         for target in targets:
             n = target - done
-            params, opt_state, loss = run(params, opt_state, data, key, jnp.asarray(done), jnp.asarray(n))
+            params, opt_state, loss, did, bad = run(params, opt_state, data, key, jnp.asarray(done), jnp.asarray(n))
+            if np.isfinite(float(loss)):
+                last_finite = float(loss)
+            bar.update(int(did))
+            if bool(bad):
+                diverged_at = done + int(did)
+                if on_nonfinite == "raise":
+                    raise DivergenceError(diverged_at, last_finite, learning_rate)
+                if record_fn is not None and diverged_at not in rec_set:
+                    record(diverged_at)
+                    rec = np.array([s for s in rec if s < diverged_at] + [diverged_at])
+                else:
+                    rec = rec[rec <= diverged_at]
+                break
             done = target
-            bar.update(n)
             bar.set_postfix(loss=f"{float(jnp.mean(loss)):.3g}")
-            if target in set(rec.tolist()):
+            if target in rec_set:
                 record(target)
     finally:
         bar.close()
     metrics = {name: np.stack(vals) for name, vals in records.items()}
-    return params, History(steps=rec if record_fn is not None else np.array([], int), metrics=metrics)
+    return params, History(steps=rec if record_fn is not None else np.array([], int), metrics=metrics,
+                           diverged_at=diverged_at, last_finite_loss=last_finite)
 
 
 def tree_stack(trees: Sequence[Params]) -> Params:
@@ -348,8 +420,12 @@ def fit_classifier(
         y_tr, y_te = y_tr.astype(x_tr.dtype), y_te.astype(x_te.dtype)
         loss_fn, acc_fn = logistic_loss(apply_fn), binary_accuracy
     else:
-        if not jnp.issubdtype(y_tr.dtype, jnp.integer):
-            raise ValueError(f"loss='cross_entropy' needs integer labels, got {y_tr.dtype}")
+        if not (jnp.issubdtype(y_tr.dtype, jnp.integer) and jnp.issubdtype(y_te.dtype, jnp.integer)):
+            raise ValueError(f"loss='cross_entropy' needs integer labels, got {y_tr.dtype} and {y_te.dtype}")
+        k = int(jax.eval_shape(apply_fn, params, x_tr[:1]).shape[-1])
+        lo, hi = int(jnp.minimum(y_tr.min(), y_te.min())), int(jnp.maximum(y_tr.max(), y_te.max()))
+        if lo < 0 or hi >= k:
+            raise ValueError(f"labels must lie in [0, {k}) for a network with {k} outputs; got labels {lo}..{hi}")
         loss_fn, acc_fn = cross_entropy_loss(apply_fn), accuracy
     n = x_tr.shape[0]
     sample_batch = None
@@ -366,7 +442,8 @@ def fit_classifier(
 
     record_fn = _split_recorder(apply_fn, loss_fn, acc_fn, (x_tr, y_tr, x_te, y_te), recorders)
     return fit(loss_fn, params, optimizer, steps, data=(x_tr, y_tr), sample_batch=sample_batch, key=key,
-               record_steps=record_steps, record_fn=record_fn, progress=progress, desc=desc)
+               record_steps=record_steps, record_fn=record_fn, progress=progress, desc=desc,
+               learning_rate=learning_rate)
 
 
 def _split_recorder(apply_fn: Callable, loss_fn: LossFn, acc_fn: Callable, split: Sequence[jax.Array],

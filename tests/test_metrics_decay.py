@@ -95,3 +95,41 @@ def test_median_upper_bound_bad_inputs():
         metrics.median_upper_bound([1.0, 2.0], confidence=1.0)
     with pytest.raises(ValueError, match="cannot give"):
         metrics.median_upper_bound([1.0, 2.0, 3.0], confidence=0.95)
+
+
+def test_within_fit_matches_dummy_variable_least_squares():
+    # Oracle: ordinary least squares with one indicator column per group (numpy lstsq),
+    # and its classical standard error from the residual variance with n - G - 1 dof.
+    rng = np.random.default_rng(3)
+    alphas = np.array([1.0, 3.2, 10.0, 32.0])
+    g = np.repeat(np.arange(3), alphas.size)
+    x = np.tile(alphas, 3)
+    y = np.exp(rng.normal(0, 1, 3))[g] * x**-0.9 * np.exp(0.05 * rng.standard_normal(x.size))
+    fit = metrics.fit_power_law_within(x, y, g)
+    design = np.column_stack([np.log(x)] + [(g == k).astype(float) for k in range(3)])
+    coef, res, *_ = np.linalg.lstsq(design, np.log(y), rcond=None)
+    dof = x.size - 4
+    cov = res[0] / dof * np.linalg.inv(design.T @ design)
+    assert fit.exponent == pytest.approx(coef[0], rel=1e-10)
+    assert fit.stderr == pytest.approx(np.sqrt(cov[0, 0]), rel=1e-8)
+    assert fit.ci_high - fit.ci_low == pytest.approx(2 * stats.t.ppf(0.975, dof) * np.sqrt(cov[0, 0]), rel=1e-8)
+
+
+def test_within_fit_ignores_group_levels():
+    # Levels differing by 100x between groups: the pooled fit's interval is wide, the within fit exact.
+    x = np.tile([1.0, 2.0, 4.0], 2)
+    y = np.r_[np.ones(3), 100 * np.ones(3)] * x**-1.0
+    g = np.repeat([0, 1], 3)
+    fit = metrics.fit_power_law_within(x, y, g)
+    assert fit.exponent == pytest.approx(-1.0) and fit.stderr == pytest.approx(0.0, abs=1e-12)
+
+
+def test_within_fit_bad_inputs():
+    with pytest.raises(ValueError, match="same length"):
+        metrics.fit_power_law_within([1, 2, 3], [1, 2, 3], [0, 0])
+    with pytest.raises(ValueError, match="more points than groups"):
+        metrics.fit_power_law_within([1, 2], [1, 2], [0, 0])
+    with pytest.raises(ValueError, match="distinct values in every group"):
+        metrics.fit_power_law_within([1, 2, 3, 3, 3], [1, 2, 3, 1, 2], [0, 0, 0, 1, 1])
+    with pytest.raises(ValueError, match="positive"):
+        metrics.fit_power_law_within([1, -2, 3], [1, 2, 3], [0, 0, 0])

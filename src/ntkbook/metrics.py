@@ -668,3 +668,57 @@ def median_upper_bound(values: Any, confidence: float = 0.95) -> float:
     if ok.size == 0:
         raise ValueError(f"{v.size} values cannot give a {confidence:.0%} upper bound for the median")
     return float(v[ok[0]])
+
+
+def fit_power_law_within(x: Any, y: Any, groups: Any, *, confidence: float = 0.95) -> PowerLawFit:
+    """Power-law exponent shared by several groups, each with its own prefactor.
+
+    Fits ``log y = log c_g + b log x`` by least squares with one intercept per
+    group ``g`` (a fixed-effects regression): the exponent is estimated from the
+    variation *within* each group, so differences in level between groups (e.g.
+    between random initialisations) do not widen its interval. The Student-t
+    interval uses ``n - G - 1`` degrees of freedom for ``n`` points in ``G``
+    groups. ``prefactor`` is the geometric mean of the group prefactors.
+
+    Args:
+        x, y: positive 1-D arrays of equal length.
+        groups: 1-D array of group labels, same length.
+        confidence: coverage of the interval, in (0, 1).
+
+    Raises:
+        ValueError: non-positive values, mismatched lengths, a group whose ``x`` does
+            not vary, or too few points (``n - G - 1 < 1``).
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    g = np.asarray(groups).ravel()
+    if not x.shape == y.shape == g.shape:
+        raise ValueError(f"x, y and groups must have the same length, got {x.size}, {y.size}, {g.size}")
+    if np.any(x <= 0) or np.any(y <= 0) or not np.all(np.isfinite(x * y)):
+        raise ValueError("x and y must be finite and positive for a log-log fit")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    labels, idx = np.unique(g, return_inverse=True)
+    dof = x.size - labels.size - 1
+    if dof < 1:
+        raise ValueError(f"need more points than groups + 1, got {x.size} points in {labels.size} groups")
+    lx, ly = np.log(x), np.log(y)
+    mx = np.bincount(idx, lx) / np.bincount(idx)
+    my = np.bincount(idx, ly) / np.bincount(idx)
+    cx, cy = lx - mx[idx], ly - my[idx]
+    sxx = float(cx @ cx)
+    if np.any(np.bincount(idx, cx**2) == 0):
+        raise ValueError("x must take at least two distinct values in every group")
+    slope = float(cx @ cy) / sxx
+    resid = cy - slope * cx
+    stderr = float(np.sqrt(resid @ resid / dof / sxx))
+    half = stats.t.ppf(0.5 + confidence / 2, df=dof) * stderr
+    ss_tot = float(cy @ cy)
+    return PowerLawFit(
+        exponent=slope,
+        prefactor=float(np.exp(np.mean(my - slope * mx))),
+        stderr=stderr,
+        ci_low=slope - half,
+        ci_high=slope + half,
+        r2=1.0 - float(resid @ resid) / ss_tot if ss_tot > 0 else 1.0,
+    )

@@ -229,7 +229,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         ),
         "book": dict(
             ntk_n=32, ntk_hidden=(512, 512),
-            flow_widths=(64, 128, 256, 512, 1024, 2048), flow_nets=8, relu_nets=8, flow_steps=300,
+            flow_widths=(64, 128, 256, 512, 1024), flow_nets=16, relu_nets=8, flow_steps=300,
             ellipse_width=100, ellipse_alphas=(0.1, 0.18, 0.32, 0.56, 1.0, 1.8, 3.2, 5.6, 10.0), ellipse_seeds=6,
             ellipse_steps=300, ellipse_frames=25,
             lin_widths=(128, 512, 2048), lin_steps=300,

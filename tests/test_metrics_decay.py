@@ -45,6 +45,18 @@ def test_small_components_are_skipped_and_leakage_biases_long_windows():
     assert 2 in [r.index for r in metrics.eigen_decay_rates(res, k, 1.0, min_share=0.0)]
 
 
+def test_float32_rounded_kernel_is_accepted():
+    # A float32 kernel is symmetric only to rounding; entries near zero carry the
+    # rounding of the large ones. It must be accepted (and symmetrised), not refused.
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((8, 3))
+    k = a @ a.T + 1e-3 * np.eye(8)
+    k[0, 1] = 0.0
+    k[1, 0] = 1e-7 * np.abs(k).max()
+    res = _gd_residuals(0.5 * (k + k.T), rng.standard_normal(8), lr=0.5, steps=50, n=8)
+    metrics.eigen_decay_rates(res, k.astype(np.float32), 0.5)
+
+
 def test_normalization_scales_the_prediction():
     k = np.diag([2.0, 1.0])
     res = _gd_residuals(k, np.array([1.0, 1.0]), lr=0.1, steps=100, n=4.0)

@@ -608,8 +608,10 @@ def eigen_decay_rates(
     n_train = r.shape[1]
     if k.shape != (n_train, n_train):
         raise ValueError(f"kernel must have shape ({n_train}, {n_train}), got {k.shape}")
-    if not np.allclose(k, k.T, rtol=1e-5, atol=1e-8 * np.abs(k).max()):
+    # A kernel computed in float32 is symmetric only to rounding (~1e-7 of its scale).
+    if np.abs(k - k.T).max() > 1e-4 * np.abs(k).max():
         raise ValueError("kernel must be symmetric")
+    k = 0.5 * (k + k.T)
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate}")
     norm = float(n_train if normalization is None else normalization)

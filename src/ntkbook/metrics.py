@@ -577,3 +577,185 @@ def settling_step(steps: Any, values: Any, rtol: float) -> int:
     s, v = _curve(steps, values)
     outside = np.flatnonzero(np.abs(v - v[-1]) > rtol * abs(v[-1]))
     return int(s[outside[-1] + 1]) if outside.size else int(s[0])
+
+
+class DecayRate(NamedTuple):
+    """Fitted and predicted log-decay per step of one eigen-component of a residual."""
+
+    index: int
+    fitted: float
+    predicted: float
+    steps: int
+
+    @property
+    def relative_error(self) -> float:
+        """``|fitted / predicted - 1|``."""
+        return abs(self.fitted / self.predicted - 1.0)
+
+
+def eigen_decay_rates(
+    residuals: Any,
+    kernel: Any,
+    learning_rate: float,
+    *,
+    normalization: float | None = None,
+    min_share: float = 0.1,
+    efolds: float = 3.0,
+    min_steps: int = 5,
+) -> list[DecayRate]:
+    """Per-step decay rates of a residual along the eigenvectors of a kernel (thesis eq. 2.60).
+
+    Under gradient descent on the square loss ``(1 / 2n) sum (f - y)^2`` with a
+    constant kernel ``K = sum_i lambda_i v_i v_i^T``, the components
+    ``c_i(t) = v_i^T r_t`` of the residual ``r_t = f_t(X) - Y`` obey
+    ``c_i(t) = c_i(0) (1 - eta lambda_i / n)^t`` (the discrete-time form of
+    thesis eq. 2.60). For each component this fits ``log |c_i(t)|`` against
+    ``t`` by least squares and returns it beside ``log |1 - eta lambda_i / n|``.
+
+    A component is fitted only where the prediction is meaningful for a network
+    whose kernel moves a little: it must carry at least ``min_share`` of the
+    initial residual's norm (a smaller one is dominated by what leaks into it
+    from the others when the eigenvectors turn), the window runs from step 1 to
+    the step where the prediction has fallen by ``efolds`` e-folds (later, the
+    leakage floor takes over), and the window must hold at least ``min_steps``
+    steps and one predicted e-fold (else the rate is not resolved).
+
+    Args:
+        residuals: ``(T + 1, N)`` residuals at steps ``0 .. T``.
+        kernel: ``(N, N)`` symmetric kernel on the training inputs (e.g. at initialisation).
+        learning_rate: ``eta``.
+        normalization: ``n`` in the loss (default ``N``).
+        min_share: smallest ``|c_i(0)| / ||r_0||`` of a fitted component, in [0, 1).
+        efolds: length of the fitting window in predicted e-folds (> 0).
+        min_steps: fewest steps in a window (>= 2).
+
+    Returns:
+        One :class:`DecayRate` per fitted component, in order of decreasing eigenvalue
+        (``index`` 0 is the largest eigenvalue).
+
+    Raises:
+        ValueError: bad shapes or out-of-range arguments.
+    """
+    r = np.asarray(residuals, dtype=np.float64)
+    k = np.asarray(kernel, dtype=np.float64)
+    if r.ndim != 2 or r.shape[0] < 2:
+        raise ValueError(f"residuals must have shape (T + 1, N) with T >= 1, got {r.shape}")
+    n_train = r.shape[1]
+    if k.shape != (n_train, n_train):
+        raise ValueError(f"kernel must have shape ({n_train}, {n_train}), got {k.shape}")
+    # A kernel computed in float32 is symmetric only to rounding (~1e-7 of its scale).
+    if np.abs(k - k.T).max() > 1e-4 * np.abs(k).max():
+        raise ValueError("kernel must be symmetric")
+    k = 0.5 * (k + k.T)
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    norm = float(n_train if normalization is None else normalization)
+    if not norm > 0:
+        raise ValueError(f"normalization must be positive, got {normalization}")
+    if not 0.0 <= min_share < 1.0:
+        raise ValueError(f"min_share must lie in [0, 1), got {min_share}")
+    if not efolds > 0:
+        raise ValueError(f"efolds must be positive, got {efolds}")
+    if isinstance(min_steps, bool) or not isinstance(min_steps, (int, np.integer)) or min_steps < 2:
+        raise ValueError(f"min_steps must be an integer >= 2, got {min_steps!r}")
+    lam, vec = np.linalg.eigh(k)
+    lam, vec = lam[::-1], vec[:, ::-1]
+    comps = r @ vec
+    t = np.arange(r.shape[0])
+    r0 = np.linalg.norm(r[0])
+    out = []
+    for i in range(n_train):
+        factor = abs(1.0 - learning_rate * lam[i] / norm)
+        if not 0.0 < factor < 1.0 or abs(comps[0, i]) < min_share * r0:
+            continue
+        predicted = float(np.log(factor))
+        window = (t >= 1) & (-predicted * t <= efolds)
+        if window.sum() < min_steps or -predicted * t[window].max() < 1.0:
+            continue
+        c = np.abs(comps[window, i])
+        if np.any(c == 0):
+            continue
+        fitted = float(np.polyfit(t[window], np.log(c), 1)[0])
+        out.append(DecayRate(index=i, fitted=fitted, predicted=predicted, steps=int(window.sum())))
+    return out
+
+
+def median_upper_bound(values: Any, confidence: float = 0.95) -> float:
+    """Distribution-free upper confidence bound for the median of i.i.d. values.
+
+    The ``k``-th smallest of ``n`` values exceeds the median with probability
+    ``P(Binomial(n, 1/2) <= k - 1)``; the bound is the smallest order statistic
+    for which that probability reaches ``confidence`` (the sign-test interval).
+
+    Args:
+        values: 1-D array of finite values.
+        confidence: one-sided coverage, in (0, 1).
+
+    Raises:
+        ValueError: empty or non-finite input, bad confidence, or too few values for
+            the requested confidence (``n`` with ``1 - 2^-n < confidence``).
+    """
+    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    if v.size == 0 or not np.all(np.isfinite(v)):
+        raise ValueError("values must be a non-empty array of finite numbers")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    cover = stats.binom.cdf(np.arange(v.size), v.size, 0.5)  # P(B <= k - 1) for k = 1 .. n
+    ok = np.nonzero(cover >= confidence)[0]
+    if ok.size == 0:
+        raise ValueError(f"{v.size} values cannot give a {confidence:.0%} upper bound for the median")
+    return float(v[ok[0]])
+
+
+def fit_power_law_within(x: Any, y: Any, groups: Any, *, confidence: float = 0.95) -> PowerLawFit:
+    """Power-law exponent shared by several groups, each with its own prefactor.
+
+    Fits ``log y = log c_g + b log x`` by least squares with one intercept per
+    group ``g`` (a fixed-effects regression): the exponent is estimated from the
+    variation *within* each group, so differences in level between groups (e.g.
+    between random initialisations) do not widen its interval. The Student-t
+    interval uses ``n - G - 1`` degrees of freedom for ``n`` points in ``G``
+    groups. ``prefactor`` is the geometric mean of the group prefactors.
+
+    Args:
+        x, y: positive 1-D arrays of equal length.
+        groups: 1-D array of group labels, same length.
+        confidence: coverage of the interval, in (0, 1).
+
+    Raises:
+        ValueError: non-positive values, mismatched lengths, a group whose ``x`` does
+            not vary, or too few points (``n - G - 1 < 1``).
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    g = np.asarray(groups).ravel()
+    if not x.shape == y.shape == g.shape:
+        raise ValueError(f"x, y and groups must have the same length, got {x.size}, {y.size}, {g.size}")
+    if np.any(x <= 0) or np.any(y <= 0) or not np.all(np.isfinite(x * y)):
+        raise ValueError("x and y must be finite and positive for a log-log fit")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    labels, idx = np.unique(g, return_inverse=True)
+    dof = x.size - labels.size - 1
+    if dof < 1:
+        raise ValueError(f"need more points than groups + 1, got {x.size} points in {labels.size} groups")
+    lx, ly = np.log(x), np.log(y)
+    mx = np.bincount(idx, lx) / np.bincount(idx)
+    my = np.bincount(idx, ly) / np.bincount(idx)
+    cx, cy = lx - mx[idx], ly - my[idx]
+    sxx = float(cx @ cx)
+    if np.any(np.bincount(idx, cx**2) == 0):
+        raise ValueError("x must take at least two distinct values in every group")
+    slope = float(cx @ cy) / sxx
+    resid = cy - slope * cx
+    stderr = float(np.sqrt(resid @ resid / dof / sxx))
+    half = stats.t.ppf(0.5 + confidence / 2, df=dof) * stderr
+    ss_tot = float(cy @ cy)
+    return PowerLawFit(
+        exponent=slope,
+        prefactor=float(np.exp(np.mean(my - slope * mx))),
+        stderr=stderr,
+        ci_low=slope - half,
+        ci_high=slope + half,
+        r2=1.0 - float(resid @ resid) / ss_tot if ss_tot > 0 else 1.0,
+    )

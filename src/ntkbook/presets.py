@@ -224,24 +224,27 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     "02_ntk_flow": {
         "ci": dict(
             ntk_n=16, ntk_hidden=(256, 256),
-            flow_widths=(64, 128, 256, 512), flow_nets=4, flow_steps=300,
+            flow_widths=(64, 128, 256, 512), flow_nets=16, relu_nets=8, flow_steps=300,
             ellipse_width=100, ellipse_alphas=(0.1, 0.32, 1.0, 3.2, 10.0), ellipse_seeds=3,
             ellipse_steps=300, ellipse_frames=12,
             lin_widths=(64, 256, 1024), lin_steps=200,
+            spectral_grid=101, minnorm_width=256, minnorm_steps=1000,
         ),
         "book": dict(
             ntk_n=32, ntk_hidden=(512, 512),
-            flow_widths=(64, 128, 256, 512, 1024, 2048), flow_nets=8, flow_steps=300,
+            flow_widths=(64, 128, 256, 512, 1024), flow_nets=16, relu_nets=8, flow_steps=300,
             ellipse_width=100, ellipse_alphas=(0.1, 0.18, 0.32, 0.56, 1.0, 1.8, 3.2, 5.6, 10.0), ellipse_seeds=6,
             ellipse_steps=300, ellipse_frames=25,
             lin_widths=(128, 512, 2048), lin_steps=300,
+            spectral_grid=101, minnorm_width=512, minnorm_steps=1000,
         ),
         "paper": dict(
             ntk_n=64, ntk_hidden=(1024, 1024),
-            flow_widths=(64, 128, 256, 512, 1024, 2048, 4096), flow_nets=16, flow_steps=500,
+            flow_widths=(64, 128, 256, 512, 1024, 2048, 4096), flow_nets=16, relu_nets=16, flow_steps=500,
             ellipse_width=100, ellipse_alphas=(0.1, 0.18, 0.32, 0.56, 1.0, 1.8, 3.2, 5.6, 10.0, 18.0), ellipse_seeds=12,
             ellipse_steps=500, ellipse_frames=40,
             lin_widths=(128, 512, 2048, 4096), lin_steps=500,
+            spectral_grid=201, minnorm_width=1024, minnorm_steps=2000,
         ),
     },
     "06_ntk_trace": {

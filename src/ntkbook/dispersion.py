@@ -251,16 +251,7 @@ def ntk_samples(
         ValueError / TypeError: bad widths, variances, activation, inputs, key or sizes,
             before any network is drawn.
     """
-    _check_key(key)
-    widths = _check_widths(widths)
-    W_var, b_var = _check_variances(W_var, b_var)
-    _check_activation(activation)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
-        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    inputs = unit_inputs(widths[0]) if inputs is None else jnp.asarray(inputs, dtype=jnp.float32)
-    if inputs.ndim != 2 or inputs.shape[1] != widths[0] or inputs.shape[0] < 1:
-        raise ValueError(f"inputs must have shape (P, {widths[0]}), got {inputs.shape}")
-    n_params = sum(c * (o * i + o) for c, o, i in _layer_blocks(widths))
+    widths, W_var, b_var, inputs, n_params = _check_sampling(key, widths, W_var, b_var, activation, n_samples, inputs)
     if batch_size is None:
         batch_size = int(max(1, min(n_samples, (1 << 23) // (n_params * (inputs.shape[0] + 3)))))
     elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -323,16 +314,7 @@ def ntk_part_samples(
     Returns:
         :class:`NTKPartSamples` (float64 NumPy arrays).
     """
-    _check_key(key)
-    widths = _check_widths(widths)
-    W_var, b_var = _check_variances(W_var, b_var)
-    _check_activation(activation)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
-        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    inputs = unit_inputs(widths[0]) if inputs is None else jnp.asarray(inputs, dtype=jnp.float32)
-    if inputs.ndim != 2 or inputs.shape[1] != widths[0] or inputs.shape[0] < 1:
-        raise ValueError(f"inputs must have shape (P, {widths[0]}), got {inputs.shape}")
-    n_params = sum(c * (o * i + o) for c, o, i in _layer_blocks(widths))
+    widths, W_var, b_var, inputs, n_params = _check_sampling(key, widths, W_var, b_var, activation, n_samples, inputs)
     batch_size = int(max(1, min(n_samples, (1 << 23) // (n_params * (inputs.shape[0] + 3)))))
     fn = _part_sampler(widths, activation)
     keys = jax.random.split(key, n_samples)
@@ -428,6 +410,25 @@ class Estimate(NamedTuple):
     stderr: float
     plugin: float
     n: int
+
+
+def _check_sampling(key: Any, widths: Sequence[int], W_var: float, b_var: float, activation: str,
+                    n_samples: Any, inputs: Any) -> tuple[tuple[int, ...], float, float, jax.Array, int]:
+    """The shared argument checks of :func:`ntk_samples` and :func:`ntk_part_samples`.
+
+    Returns the checked widths, variances and inputs and the number of parameters of one network.
+    """
+    _check_key(key)
+    widths = _check_widths(widths)
+    W_var, b_var = _check_variances(W_var, b_var)
+    _check_activation(activation)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
+        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    inputs = unit_inputs(widths[0]) if inputs is None else jnp.asarray(inputs, dtype=jnp.float32)
+    if inputs.ndim != 2 or inputs.shape[1] != widths[0] or inputs.shape[0] < 1:
+        raise ValueError(f"inputs must have shape (P, {widths[0]}), got {inputs.shape}")
+    n_params = sum(c * (o * i + o) for c, o, i in _layer_blocks(widths))
+    return widths, W_var, b_var, inputs, n_params
 
 
 def _check_sample(x: Any, name: str) -> np.ndarray:

@@ -39,6 +39,8 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from . import _checks
 from scipy import optimize, special
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "erf")
@@ -63,6 +65,19 @@ def _check_variances(W_var: float, b_var: float) -> tuple[float, float]:
     if b_var < 0:
         raise ValueError(f"b_var (sigma_b^2) must be non-negative, got {b_var}")
     return float(W_var), float(b_var)
+
+
+def _check_moment_args(widths: Any, W_var: float, x_norm_sq: float) -> tuple[np.ndarray, float]:
+    """Shared checks of the finite-width NTK moment formulas: widths as floats, the weight variance.
+
+    ``x_norm_sq`` must be a positive finite number (NaN and inf are refused).
+    """
+    n = np.asarray(widths)
+    if n.ndim != 1 or n.size < 1 or not np.issubdtype(n.dtype, np.integer) or np.any(n < 1):
+        raise ValueError(f"widths must be a non-empty sequence of positive integers (n_0, ..., n_(L-1)), got {widths!r}")
+    W_var, _ = _check_variances(W_var, 0.0)
+    _checks.positive(x_norm_sq, "x_norm_sq")
+    return n.astype(float), W_var
 
 
 def _check_depth(depth: int, name: str = "depth") -> int:
@@ -692,13 +707,7 @@ def ntk_moments(widths: Sequence[int], W_var: float, *, x_norm_sq: float = 1.0) 
     Returns:
         :class:`NTKMoments`.
     """
-    n = np.asarray(widths)
-    if n.ndim != 1 or n.size < 1 or not np.issubdtype(n.dtype, np.integer) or np.any(n < 1):
-        raise ValueError(f"widths must be a non-empty sequence of positive integers (n_0, ..., n_(L-1)), got {widths!r}")
-    W_var, _ = _check_variances(W_var, 0.0)
-    if not x_norm_sq > 0:
-        raise ValueError(f"x_norm_sq must be positive, got {x_norm_sq}")
-    n = n.astype(float)
+    n, W_var = _check_moment_args(widths, W_var, x_norm_sq)
     depth = n.size
     log_a = np.log(W_var / 2.0)
     # Prefix sums over hidden layers k = 1..L-1: P[i] = sum_{k=1}^{i-1} log(1 + 5/n_k), so
@@ -752,13 +761,7 @@ def ntk_second_W_as_printed(widths: Sequence[int], W_var: float, *, x_norm_sq: f
     Returns:
         The printed second moment (``inf`` if it overflows).
     """
-    n = np.asarray(widths)
-    if n.ndim != 1 or n.size < 1 or not np.issubdtype(n.dtype, np.integer) or np.any(n < 1):
-        raise ValueError(f"widths must be a non-empty sequence of positive integers (n_0, ..., n_(L-1)), got {widths!r}")
-    W_var, _ = _check_variances(W_var, 0.0)
-    if not x_norm_sq > 0:
-        raise ValueError(f"x_norm_sq must be positive, got {x_norm_sq}")
-    n = n.astype(float)
+    n, W_var = _check_moment_args(widths, W_var, x_norm_sq)
     depth = n.size
     pc = np.concatenate([[0.0], np.cumsum(np.log1p(1.0 / n[1:]))])  # log C_(1, l), l = 1..L
     log_r = np.log(n / n[0])

@@ -24,6 +24,8 @@ STAGE     := _stage
 JOBS      ?= 2
 PRESET    ?= book
 CELL_TIMEOUT ?= 1200
+# 1: after each chapter's last cell, drive its widgets through their states (make test does).
+WIDGETS   ?= 0
 # After a cell that displays an ipywidget, nbclient could miss the kernel's reply
 # until the cell timeout ran out (jupyter/nbclient#312): tools/nbclient_patch.py,
 # loaded into pytest below, makes the executor wait in 0.5 s slices so a missed
@@ -44,7 +46,7 @@ unexport MPLBACKEND
 # The static book shows one summary line per training loop, not a frozen widget bar.
 export NTKBOOK_PROGRESS ?= summary
 
-.PHONY: book test venv unit notebooks html browser browser-deps colab screenshots bench bench-quick seeds clean distclean
+.PHONY: book test venv unit notebooks html browser browser-deps colab screenshots bench bench-quick seeds pythons lab lab-deps lab-check clean distclean
 # The steps depend on each other's outputs; each is parallel inside.
 .NOTPARALLEL:
 
@@ -56,8 +58,10 @@ book: notebooks html
 test: PRESET = ci
 # No ci cell takes two minutes even two at a time: a hung one is caught and retried early.
 test: CELL_TIMEOUT = 300
+# ...and every live widget is moved through its range in the chapter's kernel (tools/widget_check.py).
+test: WIDGETS = 1
 test: HTML_FLAGS = -W -n --keep-going
-test: unit notebooks html browser colab
+test: unit notebooks html browser lab-check colab
 	@echo
 	@echo "All tests passed: unit tests, every chapter at the ci preset, strict book build,"
 	@echo "every page checked in Chromium, the Colab setup cell installs the pinned stack."
@@ -65,6 +69,7 @@ test: unit notebooks html browser colab
 venv: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
+	$(PYTHON) tools/check_python.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
@@ -79,12 +84,14 @@ unit: venv
 
 # Execute every chapter at $(PRESET) into the staged copy of the book.
 notebooks: venv
-	rm -rf $(STAGE) _build/html _build/.doctrees _build/jupyter_execute
+	rm -rf $(STAGE) _build/html _build/.doctrees _build/jupyter_execute _build/widget-report
 	mkdir -p $(STAGE)
 	cp -r book $(STAGE)/
-	NTKBOOK_PRESET=$(PRESET) PYTHONPATH=$(CURDIR)/tools $(BIN)/python -m pytest -q -p no:cacheprovider -p nbclient_patch -n $(JOBS) \
+	NTKBOOK_PRESET=$(PRESET) NTKBOOK_WIDGET_CHECK=$(WIDGETS) NTKBOOK_WIDGET_REPORT=$(CURDIR)/_build/widget-report \
+		PYTHONPATH=$(CURDIR)/tools $(BIN)/python -m pytest -q -p no:cacheprovider -p nbclient_patch -p widget_check -n $(JOBS) \
 		--nbmake --overwrite --nbmake-timeout=$(CELL_TIMEOUT) $(RERUN) --durations=0 $(STAGE)/book
 	$(BIN)/python tools/nbclient_patch.py $(STAGE)/book
+	if [ "$(WIDGETS)" = 1 ]; then $(BIN)/python tools/widget_check.py _build/widget-report; fi
 
 # Build the HTML from the staged, executed notebooks. The configuration, the
 # pages that are not notebooks and the Sphinx extension in tools/ are copied
@@ -98,6 +105,13 @@ html: venv
 	grep -q 'execute_notebooks: "off"' $(STAGE)/_config.yml
 	rm -rf _build/html _build/.doctrees
 	$(BIN)/jupyter-book build $(STAGE) --path-output . $(HTML_FLAGS)
+
+# Each Python that pyproject.toml promises and this machine has: a fresh venv with the
+# pinned stack, then the unit tests (a measurement, not part of make test; minutes
+# per interpreter). Writes benchmarks/results/pythons.json.
+pythons:
+	$(PYTHON) tools/check_python.py
+	$(PYTHON) tools/pythons.py
 
 # Open every page of _build/html in headless Chromium (see integration/browser.py).
 # Screenshots: _build/browser-screenshots/ (every page), _build/browser-failures/.
@@ -116,6 +130,30 @@ $(NODE_STAMP): integration/package.json integration/package-lock.json
 	command -v npm >/dev/null || { $(APT_GET) update -qq && $(APT_GET) install -y -qq npm; }
 	cd integration && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
+
+# Run the chapters yourself: JupyterLab (requirements-lab.txt, installed into .venv
+# with the book's pins as constraints), the environment's kernel registered as
+# "Python (ntkbook)" for other Jupyter installs too, opened on book/. The preset
+# is the book's default ("book"; `make lab PRESET=ci` for the small sizes), and
+# training loops show live progress bars.
+LAB_STAMP := $(VENV)/.ntkbook-lab-installed
+PORT      ?= 8888
+lab: lab-deps
+	$(BIN)/python -m ipykernel install --user --name ntkbook --display-name "Python (ntkbook)"
+	cd book && env -u NTKBOOK_PROGRESS NTKBOOK_PRESET=$(PRESET) $(abspath $(BIN))/jupyter lab --ServerApp.port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root)
+
+lab-deps: $(LAB_STAMP)
+
+$(LAB_STAMP): $(STAMP) requirements-lab.txt
+	$(BIN)/python -m pip install --quiet -r requirements-lab.txt -c requirements-dev.txt
+	$(BIN)/python -c "import jax; assert jax.__version__ == '0.4.38', jax.__version__"
+	touch $@
+
+# The local path in a real browser: JupyterLab from `make lab`'s environment on a
+# loopback port with a token, chapter 01 run in headless Chromium, one slider moved
+# (integration/lab.py). Screenshot: _build/lab-screenshots/.
+lab-check: lab-deps browser-deps
+	$(BIN)/python -m pytest integration/test_lab.py -q -p no:cacheprovider --chromium $(CHROMIUM)
 
 # The Colab setup cell, run in a fresh virtual environment against this checkout.
 colab: venv

@@ -1,8 +1,9 @@
-"""Copy the README's two pictures from the browser check's screenshots into docs/screenshots.
+"""Copy the README's pictures from the browser check's screenshots into docs/screenshots.
 
 The browser check (``make browser``) photographs every page of the build it
 checks into ``_build/browser-screenshots/``, plus close-ups of each chapter's
-first widget and first animation. ``make screenshots`` copies two of them
+first widget and first animation; ``make lab-check`` photographs chapter 01's
+widget in JupyterLab after a slider move. ``make screenshots`` copies three of them
 here, reduced to a 256-colour palette so that they stay small in git::
 
     python integration/screenshots.py _build/browser-screenshots docs/screenshots
@@ -18,6 +19,8 @@ import sys
 PICTURES = [
     ("book__01_lazy--animation.png", "chapter-animation.png"),
     ("book__02_ntk_flow--widget.png", "chapter-widget.png"),
+    # make lab-check: chapter 01 in JupyterLab after its slider was moved (integration/lab.py)
+    ("../lab-screenshots/01_lazy-widget.png", "lab-widget.png"),
 ]
 
 
@@ -26,7 +29,7 @@ def copy(shots: pathlib.Path, dest: pathlib.Path) -> list[pathlib.Path]:
 
     missing = [name for name, _ in PICTURES if not (shots / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"{shots} lacks {missing}: run `make browser` on a built book first")
+        raise FileNotFoundError(f"{shots} lacks {missing}: run `make browser` on a built book and `make lab-check` first")
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     for name, target in PICTURES:

@@ -759,3 +759,53 @@ def fit_power_law_within(x: Any, y: Any, groups: Any, *, confidence: float = 0.9
         ci_high=slope + half,
         r2=1.0 - float(resid @ resid) / ss_tot if ss_tot > 0 else 1.0,
     )
+
+
+def participation_ratio(samples: Any) -> float:
+    """Effective number of independent coordinates of correlated data: ``(sum lam)^2 / sum lam^2``.
+
+    ``lam`` are the eigenvalues of the correlation matrix of the columns of
+    ``samples`` (rows are independent draws, columns are e.g. grid points). For
+    ``p`` standard normal coordinates with that correlation matrix ``R``,
+    ``sum_k z_k^2`` has mean ``p`` and variance ``2 ||R||_F^2 = 2 p^2 / nu``: the
+    same two moments as ``(p / nu) chi^2_nu`` (the Welch-Satterthwaite
+    approximation), so ``nu`` is the number of "effectively independent" z-scores.
+    It lies in ``[1, p]``: ``p`` for uncorrelated columns, 1 for perfectly correlated ones.
+
+    Args:
+        samples: array of shape ``(n, p)``, ``n >= 2`` draws of ``p >= 1`` coordinates, each
+            with non-zero sample variance.
+
+    Raises:
+        ValueError: wrong shape, fewer than two draws, non-finite values or a constant column.
+    """
+    x = np.asarray(samples, dtype=float)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+        raise ValueError(f"samples must have shape (n >= 2, p >= 1), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("samples must be finite")
+    sd = x.std(axis=0)
+    if np.any(sd == 0):
+        raise ValueError("every column needs a non-zero sample variance")
+    z = (x - x.mean(axis=0)) / sd
+    corr = z.T @ z / x.shape[0]
+    # (tr R)^2 / tr(R^2) = p^2 / ||R||_F^2 for a correlation matrix
+    return float(np.trace(corr) ** 2 / np.sum(corr * corr))
+
+
+def rms_z_quantile(nu: float, level: float) -> float:
+    """Quantile of the RMS of correlated standard normal z-scores with participation ratio ``nu``.
+
+    Under the Welch-Satterthwaite approximation (:func:`participation_ratio`)
+    ``mean(z_k^2) ~ chi^2_nu / nu``, so the ``level`` quantile of
+    ``sqrt(mean(z_k^2))`` is ``sqrt(chi2.ppf(level, nu) / nu)``. Exact for ``nu``
+    independent z-scores repeated equally often.
+
+    Raises:
+        ValueError: ``nu`` not positive and finite, or ``level`` outside (0, 1).
+    """
+    if not (np.isfinite(nu) and nu > 0):
+        raise ValueError(f"nu must be positive and finite, got {nu}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    return float(np.sqrt(stats.chi2.ppf(level, nu) / nu))

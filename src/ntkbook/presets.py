@@ -201,7 +201,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             train_widths=(10, 32, 100, 316), train_nets=(16, 32, 32, 16), train_steps=1000,
             anim_widths=(10, 100, 316), anim_frames=12,
             jac_widths=(32, 100, 316), jac_nets=(32, 32, 32),
-            tanh_widths=(10, 100, 1000, 10000), tanh_seeds=3,
+            tanh_widths=(10, 100, 1000, 10000), tanh_seeds=10,
             alphas=(1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), alpha_frames=10,
         ),
         "book": dict(
@@ -209,7 +209,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             train_widths=(10, 32, 100, 316, 1000), train_nets=(100, 100, 100, 50, 20), train_steps=1000,
             anim_widths=(10, 100, 1000), anim_frames=25,
             jac_widths=(32, 100, 316, 1000), jac_nets=(32, 32, 24, 12),
-            tanh_widths=(10, 32, 100, 316, 1000, 3162, 10000), tanh_seeds=8,
+            tanh_widths=(10, 32, 100, 316, 1000, 3162, 10000), tanh_seeds=12,
             alphas=(1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0), alpha_frames=20,
         ),
         "paper": dict(
@@ -454,13 +454,13 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     "03_infinite_width": {
         "ci": dict(
             arccos_depths=(1, 2, 3, 4, 5), arccos_n=16,
-            conv_widths=(64, 128, 256, 512, 1024), conv_seeds=6, conv_n=12,
+            conv_widths=(32, 64, 128, 256, 512, 1024), conv_seeds=16, conv_n=12,
             ens_width=256, ens_nets=32, ens_steps=2000, ens_frames=10,
             digits_train=20, digits_test=30, digits_width=512, digits_steps=300,
         ),
         "book": dict(
             arccos_depths=(1, 2, 3, 4, 5, 6, 7, 8), arccos_n=32,
-            conv_widths=(64, 128, 256, 512, 1024, 2048), conv_seeds=8, conv_n=16,
+            conv_widths=(32, 64, 128, 256, 512, 1024, 2048), conv_seeds=16, conv_n=16,
             ens_width=512, ens_nets=32, ens_steps=2000, ens_frames=20,
             digits_train=30, digits_test=50, digits_width=512, digits_steps=300,
         ),

@@ -74,7 +74,7 @@ def test_modular_arithmetic_is_complete_and_correct():
         (lambda: data.regression_1d(5, KEY, noise=-1.0), "noise"),
         (lambda: data.regression_1d(5, KEY, target="nope"), "unknown target"),
         (lambda: data.digits(normalize="zscore"), "normalize"),
-        (lambda: data.regression_1d(5, 0), "jax.random key"),
+        (lambda: data.regression_1d(5, 0), "key must be a single JAX PRNG key"),
     ],
 )
 def test_bad_inputs_raise(call, match):

@@ -13,6 +13,8 @@ that way lets NaN through; these never do.
 - :func:`finite_array`: a float array without NaN or inf, optionally of a given rank.
 - :func:`labels`: integer class labels in ``[0, num_classes)``.
 - :func:`choice`, :func:`boolean`: one of a set of strings; a real ``bool``.
+- :func:`finite_values`: a NumPy array of finite reals in a range (array-valued
+  arguments of the closed-form formulas).
 - :func:`positive_ints`: a non-empty sequence of positive integers (widths, depths).
 - :func:`float_dtype`: a floating-point dtype.
 - :func:`same_rows`: two arrays with the same number of rows (``x`` vs ``y``).
@@ -37,6 +39,11 @@ import jax.numpy as jnp
 import numpy as np
 
 _REAL = (int, float, np.integer, np.floating)
+
+
+def is_traced(value: Any) -> bool:
+    """Whether ``value`` is a JAX tracer (inside ``jit``/``vmap``/``grad``: no concrete values to check)."""
+    return isinstance(value, jax.core.Tracer)
 
 
 def key(value: Any, name: str = "key") -> jax.Array:
@@ -121,7 +128,9 @@ def finite_array(value: Any, name: str, *, ndim: int | Iterable[int] | None = No
         if arr.ndim not in allowed:
             raise ValueError(f"{name} must have {' or '.join(map(str, sorted(allowed)))} dimensions, "
                              f"got shape {tuple(arr.shape)}")
-    bad = int(jnp.sum(~jnp.isfinite(arr)))
+    if is_traced(arr):
+        return arr  # under jit/vmap the values are unknown; the shape and dtype checks still ran
+    bad = int(np.sum(~np.isfinite(np.asarray(arr))))  # NumPy: also valid for a constant inside jit
     if bad:
         raise ValueError(f"{name} contains {bad} NaN or inf entries")
     return arr
@@ -188,6 +197,10 @@ def same_rows(a: Any, name_a: str, b: Any, name_b: str) -> int:
 
 def symmetric(value: Any, name: str, *, rtol: float = 1e-4) -> np.ndarray:
     """A finite square matrix with ``max |K - K^T| <= rtol * max |K|`` (returned as given, as NumPy)."""
+    if is_traced(value):
+        if value.ndim != 2 or value.shape[0] != value.shape[1]:
+            raise ValueError(f"{name} must be a square matrix, got shape {tuple(value.shape)}")
+        return value
     k = np.asarray(value)
     if k.ndim != 2 or k.shape[0] != k.shape[1]:
         raise ValueError(f"{name} must be a square matrix, got shape {k.shape}")
@@ -234,16 +247,22 @@ def checked_apply(apply_fn: Any, n_layers: int) -> Any:
     return apply
 
 
-def network_inputs(apply_fn: Any, params: Any, x: Any, name: str = "x") -> jax.Array:
+def network_inputs(apply_fn: Any, params: Any, x: Any, name: str = "x", *, allow_int: bool = False) -> jax.Array:
     """Finite float inputs that ``apply_fn(params, x)`` accepts, checked by tracing (no compile).
 
+    ``allow_int=True`` accepts integer inputs (token ids for an embedding).
+
     Raises:
-        TypeError: integer inputs.
+        TypeError: integer inputs (unless ``allow_int``); ``apply_fn`` not callable.
         ValueError: NaN/inf entries, or a shape the parameters do not fit (the
             message names ``name`` and quotes the shape), or ``params`` with the
             wrong number of layers (:class:`ParamsMismatch`).
     """
-    arr = finite_array(x, name)
+    if not callable(apply_fn):
+        raise TypeError(f"apply_fn must be a function f(params, x), got {type(apply_fn).__name__}")
+    arr = jnp.asarray(x)
+    if not (allow_int and jnp.issubdtype(arr.dtype, jnp.integer)):
+        arr = finite_array(arr, name)
     if arr.ndim < 1 or arr.shape[0] < 1:
         raise ValueError(f"{name} must have shape (N, *features) with N >= 1, got {tuple(arr.shape)}")
     try:
@@ -254,4 +273,20 @@ def network_inputs(apply_fn: Any, params: Any, x: Any, name: str = "x") -> jax.A
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{name} of shape {tuple(arr.shape)} does not fit the network's parameters "
                          f"(check the input shape the network was initialised for): {first[:200]}") from None
+    return arr
+
+
+def finite_values(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                  low_open: bool = False, high_open: bool = False, slack: float = 0.0) -> np.ndarray:
+    """A float64 NumPy array (any shape) of finite reals in ``[low - slack, high + slack]`` (ends open where asked)."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be real numbers, got {type(value).__name__} {value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {int(np.sum(~np.isfinite(arr)))} NaN or inf entries")
+    if low is not None and (np.any(arr < low - slack) or (low_open and np.any(arr <= low))):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low:g}, got minimum {arr.min():g}")
+    if high is not None and (np.any(arr > high + slack) or (high_open and np.any(arr >= high))):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high:g}, got maximum {arr.max():g}")
     return arr

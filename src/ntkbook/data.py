@@ -22,6 +22,8 @@ Normalize = Literal["pixels", "sphere"]
 
 DIGITS_SIDE = 8
 DIGITS_CLASSES = 10
+#: Images in the smallest class of scikit-learn's digits (digit 8; the largest, digit 3, has 183).
+DIGITS_MIN_PER_CLASS = 174
 
 
 class Split(NamedTuple):
@@ -137,6 +139,11 @@ def digits_split(
     if len(set(classes)) != len(classes) or not set(classes) <= set(range(DIGITS_CLASSES)):
         raise ValueError(f"classes must be distinct digits in 0..9, got {classes}")
     x, y = digits(normalize=normalize, flatten=flatten)
+    smallest = int(np.bincount(y, minlength=DIGITS_CLASSES)[classes].min())
+    if n_train_per_class + n_test_per_class > smallest:
+        raise ValueError(f"n_train_per_class + n_test_per_class = {n_train_per_class + n_test_per_class} exceeds "
+                         f"the {smallest} images of the smallest requested class (the digits have "
+                         f"{DIGITS_MIN_PER_CLASS} to 183 per class)")
     both = balanced_indices(y, n_train_per_class + n_test_per_class, key, classes)
     per = n_train_per_class + n_test_per_class
     blocks = both.reshape(len(classes), per)
@@ -372,16 +379,17 @@ def digits_parity_split(
     _checks.choice(normalize, "normalize", NORMALIZE)
     x, digit = digits(normalize=normalize)
     parity = np.where(digit % 2 == 0, 1.0, -1.0).astype(np.float32)
+    halves = lambda size: ((size + 1) // 2, size // 2)  # noqa: E731  (even, odd) counts
+    need = np.sum([halves(s) for s in sizes], axis=0)
+    for j, (p, name) in enumerate(((1.0, "even"), (-1.0, "odd"))):
+        have = int(np.sum(parity == p))
+        if need[j] > have:
+            raise ValueError(f"n_train + n_val + n_test = {sum(sizes)} needs {need[j]} {name} digits; "
+                             f"only {have} exist")
     pools = []
     for p, k in zip((1.0, -1.0), jax.random.split(key, 2)):
         idx = np.flatnonzero(parity == p)
         pools.append(idx[np.asarray(jax.random.permutation(k, len(idx)))])
-    halves = lambda size: ((size + 1) // 2, size // 2)  # noqa: E731  (even, odd) counts
-    need = np.sum([halves(s) for s in sizes], axis=0)
-    for j, name in enumerate(("even", "odd")):
-        if need[j] > len(pools[j]):
-            raise ValueError(f"n_train + n_val + n_test = {sum(sizes)} needs {need[j]} {name} digits; "
-                             f"only {len(pools[j])} exist")
 
     def interleave(even: np.ndarray, odd: np.ndarray) -> np.ndarray:
         # even, odd, even, odd, ...: every prefix is balanced within one.

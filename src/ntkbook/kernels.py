@@ -449,6 +449,10 @@ def gradient_flow_mse(
     - train: ``f_t(X) = Y + V exp(-eta t Lambda / n) V^T (f_0(X) - Y)``  (eq. 2.60)
     - test:  ``f_t(x) = f_0(x) + K(x, X) V [(exp(-eta t Lambda / n) - 1) / Lambda] V^T (f_0(X) - Y)`` (eq. 2.61)
 
+    It is the solution ``nt.predict.gradient_descent_mse`` computes (same normalisation),
+    and unlike that function it can be vmapped over kernels traced inside ``jax.vmap``
+    (one eNTK per initialisation; see :func:`ntkbook._compat.patch_predict`).
+
     ``t`` counts steps of size ``learning_rate``. With ``discrete=True`` the
     exponential is replaced by ``(1 - eta lambda / n)^t``: the exact trajectory of
     gradient *descent* on the linearised model, for integer ``t``.

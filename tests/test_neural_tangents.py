@@ -70,8 +70,10 @@ def test_batch_equals_the_unbatched_kernels(x64):
     np.testing.assert_allclose(np.asarray(nt.batch(entk, batch_size=4)(x, x, params)),
                                np.asarray(entk(x, x, params)), rtol=1e-12, atol=1e-12)
     for get in ("ntk", "nngp"):
+        # ReLU's arc-cosine kernel goes through arccos(cos), which amplifies rounding near
+        # cos = 1: a diagonal entry computed in another block differs by ~1e-9 (relative).
         np.testing.assert_allclose(np.asarray(nt.batch(net.kernel_fn, batch_size=3)(x, x, get)),
-                                   np.asarray(net.kernel_fn(x, x, get)), rtol=1e-12, atol=1e-12)
+                                   np.asarray(net.kernel_fn(x, x, get)), rtol=1e-7, atol=1e-12)
 
 
 def _relu_one_layer(x1, x2, w_var, b_var):

@@ -68,13 +68,13 @@ def test_modular_arithmetic_is_complete_and_correct():
         (lambda: data.modular_arithmetic(7, 1.0, KEY), "train_fraction"),
         (lambda: data.modular_arithmetic(7, 0.0, KEY), "train_fraction"),
         (lambda: data.digits_split(0, 3, KEY), "n_train_per_class"),
-        (lambda: data.digits_split(200, 3, KEY), "fewer than"),
+        (lambda: data.digits_split(200, 3, KEY), r"n_train_per_class \+ n_test_per_class = 203 exceeds the 174"),
         (lambda: data.digits_split(5, 3, KEY, classes=[1, 1]), "distinct"),
         (lambda: data.regression_1d(0, KEY), "n must be"),
         (lambda: data.regression_1d(5, KEY, noise=-1.0), "noise"),
         (lambda: data.regression_1d(5, KEY, target="nope"), "unknown target"),
         (lambda: data.digits(normalize="zscore"), "normalize"),
-        (lambda: data.regression_1d(5, 0), "jax.random key"),
+        (lambda: data.regression_1d(5, 0), "key must be a single JAX PRNG key"),
     ],
 )
 def test_bad_inputs_raise(call, match):

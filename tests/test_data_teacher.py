@@ -87,7 +87,7 @@ def test_digits_parity_split_is_disjoint_balanced_and_nested():
         (lambda w: data.single_index(5, KEY, 2 * w), "unit vector"),
         (lambda w: data.single_index(5, KEY, w[None]), "unit vector"),
         (lambda w: data.single_index(5, KEY, w, link="square"), "link"),
-        (lambda w: data.single_index(5, 3, w), "jax.random key"),
+        (lambda w: data.single_index(5, 3, w), "key must be a single JAX PRNG key"),
         (lambda w: data.single_index_split(5, 0, 5, KEY, w), "n_val"),
         (lambda w: data.digits_parity_split(5, 5, 0, KEY), "n_test"),
         (lambda w: data.digits_parity_split(1700, 50, 50, KEY), "needs .* digits"),

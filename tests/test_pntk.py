@@ -167,7 +167,7 @@ def test_pntk_bad_inputs_raise(x64):
         kernels.kernel_regression(np.eye(3), np.zeros((3, 2)), np.zeros((1, 3, 2, 2)))
     with pytest.raises(ValueError, match="k_test_train must have shape"):
         kernels.kernel_regression(np.eye(3), np.zeros((3, 2)), np.zeros((1, 4)))
-    with pytest.raises(ValueError, match="ridge must be >= 0"):
+    with pytest.raises(ValueError, match="ridge must be non-negative"):
         kernels.kernel_regression(np.eye(3), np.zeros((3, 2)), np.zeros((1, 3)), ridge=-1.0)
     with pytest.raises(ValueError, match="f0_test must have shape"):
         kernels.kernel_regression(np.eye(3), np.zeros((3, 2)), np.zeros((1, 3)), f0_test=np.zeros((2, 2)))

@@ -143,3 +143,48 @@ def test_named_streams_are_the_same_in_every_process():
         env = {**__import__("os").environ, "PYTHONHASHSEED": hashseed}
         outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
     assert len(outs) == 1
+
+
+# --- every preset is checked for feasibility when it is read ---------------------------------
+
+
+@pytest.mark.parametrize("chapter", sorted(presets.CHAPTERS))
+@pytest.mark.parametrize("preset", presets.NAMES)
+def test_every_chapter_at_every_preset_is_feasible(chapter, preset):
+    cfg = presets.config(chapter, preset, 0)  # config() runs check_values
+    assert cfg.preset == preset
+
+
+def test_the_digits_constants_match_the_data():
+    from ntkbook import data
+
+    _, y = data.digits()
+    counts = np.bincount(y)
+    assert presets.DIGITS_MIN_PER_CLASS == data.DIGITS_MIN_PER_CLASS == counts.min()
+    assert presets.DIGITS_PARITY == {"even": int(counts[::2].sum()), "odd": int(counts[1::2].sum())}
+
+
+def _with(monkeypatch, chapter, preset, **changes):
+    values = dict(presets.CHAPTERS[chapter][preset], **changes)
+    monkeypatch.setitem(presets.CHAPTERS[chapter], preset, values)
+
+
+@pytest.mark.parametrize("chapter, changes, words", [
+    ("03_infinite_width", dict(digits_train=100, digits_test=100), r"digits_train \+ digits_test = 200 .*174"),
+    ("06_ntk_trace", dict(train_per_class=125), r"train_per_class \+ 50 = 175"),
+    ("06_ntk_trace", dict(train_records=1000), r"train_records = 1000 record points do not fit train_steps"),
+    ("05_finite_ntk", dict(grid_records=(10, 100, 5000)), r"grid_records = .* must lie in \[1, grid_steps"),
+    ("01_lazy", dict(train_steps=0), r"train_steps = 0 is not a positive size"),
+    ("01_lazy", dict(alphas=(1.0, float("nan"))), r"alphas\[1\] = nan is not a finite"),
+    ("01_lazy", dict(train_nets=(16, 32)), "train_nets must give one count per entry of train_widths"),
+    ("02_ntk_flow", dict(flow_widths=()), "flow_widths is empty"),
+    ("10_scaling_laws", dict(digits_ns=(10, 1000), digits_val=300), r"max\(digits_ns\) \+ digits_val \+ digits_test"),
+    ("12_collapse_ode", dict(feature_dim=4), "feature_dim must be >= classes"),
+    ("14_pseudo_ntk", dict(show_widths=(64, 100)), "show_widths = .* must be a subset of widths"),
+    ("15_lookahead", dict(rank_sizes=(25, 500)), "rank_sizes = .* exceed the pool"),
+    ("09_semisup", dict(batch_size=64, n_labelled=5), "batch_size = 64 exceeds"),
+])
+def test_an_infeasible_preset_is_refused_with_the_field_named(monkeypatch, chapter, changes, words):
+    _with(monkeypatch, chapter, "ci", **changes)
+    with pytest.raises(ValueError, match=f"preset 'ci' of chapter '{chapter}': .*{words}"):
+        presets.config(chapter, "ci", 0)

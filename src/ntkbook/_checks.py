@@ -13,10 +13,23 @@ that way lets NaN through; these never do.
 - :func:`finite_array`: a float array without NaN or inf, optionally of a given rank.
 - :func:`labels`: integer class labels in ``[0, num_classes)``.
 - :func:`choice`, :func:`boolean`: one of a set of strings; a real ``bool``.
+- :func:`finite_values`: a NumPy array of finite reals in a range (array-valued
+  arguments of the closed-form formulas).
+- :func:`positive_ints`: a non-empty sequence of positive integers (widths, depths).
+- :func:`float_dtype`: a floating-point dtype.
+- :func:`same_rows`: two arrays with the same number of rows (``x`` vs ``y``).
+- :func:`symmetric`: a square matrix equal to its transpose up to rounding.
+- :func:`network_inputs`: inputs the network's parameters accept (traced with
+  :func:`jax.eval_shape`: no compile, no FLOPs), e.g. 3 channels for a 2-channel
+  net, 5x5 images for a 6x6 one, ``int32`` pixels.
+- :func:`layer_count` / :func:`checked_apply`: a ``stax.serial`` parameter list
+  with one entry per layer (``stax`` zips layers with parameters, so
+  ``params[:-1]`` would silently drop the last layer).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -26,6 +39,11 @@ import jax.numpy as jnp
 import numpy as np
 
 _REAL = (int, float, np.integer, np.floating)
+
+
+def is_traced(value: Any) -> bool:
+    """Whether ``value`` is a JAX tracer (inside ``jit``/``vmap``/``grad``: no concrete values to check)."""
+    return isinstance(value, jax.core.Tracer)
 
 
 def key(value: Any, name: str = "key") -> jax.Array:
@@ -110,7 +128,9 @@ def finite_array(value: Any, name: str, *, ndim: int | Iterable[int] | None = No
         if arr.ndim not in allowed:
             raise ValueError(f"{name} must have {' or '.join(map(str, sorted(allowed)))} dimensions, "
                              f"got shape {tuple(arr.shape)}")
-    bad = int(jnp.sum(~jnp.isfinite(arr)))
+    if is_traced(arr):
+        return arr  # under jit/vmap the values are unknown; the shape and dtype checks still ran
+    bad = int(np.sum(~np.isfinite(np.asarray(arr))))  # NumPy: also valid for a constant inside jit
     if bad:
         raise ValueError(f"{name} contains {bad} NaN or inf entries")
     return arr
@@ -140,3 +160,133 @@ def boolean(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
     return bool(value)
+
+
+def positive_ints(values: Any, name: str, *, allow_empty: bool = False, minimum: int = 1) -> tuple[int, ...]:
+    """A sequence of integers ``>= minimum`` (non-empty unless ``allow_empty``), as a tuple of ``int``."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a sequence of integers (e.g. [512, 512]), got {type(values).__name__} {values!r}")
+    values = tuple(values)
+    if not values and not allow_empty:
+        raise ValueError(f"{name} must list at least one value, got {values!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+            raise ValueError(f"{name} must be integers >= {minimum}, got {values!r}")
+    return tuple(int(v) for v in values)
+
+
+def float_dtype(value: Any, name: str) -> Any:
+    """A floating-point dtype (``jnp.float32``, ``np.float64``, ...)."""
+    try:
+        dt = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a floating-point dtype, got {value!r}") from None
+    if not np.issubdtype(dt, np.floating):
+        raise TypeError(f"{name} must be a floating-point dtype, got {dt}")
+    return value
+
+
+def same_rows(a: Any, name_a: str, b: Any, name_b: str) -> int:
+    """The common leading dimension of ``a`` and ``b`` (one row per example in each)."""
+    na, nb = np.shape(a), np.shape(b)
+    if not na or not nb or na[0] != nb[0]:
+        raise ValueError(f"{name_a} and {name_b} must have the same number of rows (one per example), "
+                         f"got shapes {tuple(na)} and {tuple(nb)}")
+    return int(na[0])
+
+
+def symmetric(value: Any, name: str, *, rtol: float = 1e-4) -> np.ndarray:
+    """A finite square matrix with ``max |K - K^T| <= rtol * max |K|`` (returned as given, as NumPy)."""
+    if is_traced(value):
+        if value.ndim != 2 or value.shape[0] != value.shape[1]:
+            raise ValueError(f"{name} must be a square matrix, got shape {tuple(value.shape)}")
+        return value
+    k = np.asarray(value)
+    if k.ndim != 2 or k.shape[0] != k.shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {k.shape}")
+    if not np.issubdtype(k.dtype, np.floating):
+        raise TypeError(f"{name} must be a floating-point array, got dtype {k.dtype}")
+    if not np.all(np.isfinite(k)):
+        raise ValueError(f"{name} contains {int(np.sum(~np.isfinite(k)))} NaN or inf entries")
+    scale = float(np.max(np.abs(k))) if k.size else 0.0
+    asym = float(np.max(np.abs(k - k.T))) if k.size else 0.0
+    if asym > rtol * scale:
+        raise ValueError(f"{name} must be symmetric (a kernel matrix); max |K - K^T| = {asym:.3g} "
+                         f"vs max |K| = {scale:.3g}")
+    return k
+
+
+class ParamsMismatch(ValueError):
+    """``params`` do not have one entry per layer of the network."""
+
+
+def layer_count(params: Any, expected: int, name: str = "params") -> None:
+    """Refuse a ``stax.serial`` parameter list whose length is not the network's layer count."""
+    if not isinstance(params, (list, tuple)):
+        raise ParamsMismatch(f"{name} must be the list of per-layer parameters from the network's init_fn "
+                             f"({expected} entries), got {type(params).__name__}")
+    if len(params) != expected:
+        raise ParamsMismatch(f"{name} has {len(params)} entries but the network has {expected} layers "
+                             f"(one entry per layer, parameter-free layers included; params[:-1] would drop "
+                             f"the last layer)")
+
+
+def checked_apply(apply_fn: Any, n_layers: int) -> Any:
+    """``apply_fn`` of a ``stax.serial`` network, refusing parameters with the wrong number of layers.
+
+    The check is Python run once per trace (under ``jit`` once per compile); the
+    computation is the unchanged ``apply_fn``.
+    """
+
+    @functools.wraps(apply_fn)
+    def apply(params, x, **kwargs):
+        layer_count(params, n_layers)
+        return apply_fn(params, x, **kwargs)
+
+    apply.n_layers = n_layers
+    return apply
+
+
+def network_inputs(apply_fn: Any, params: Any, x: Any, name: str = "x", *, allow_int: bool = False) -> jax.Array:
+    """Finite float inputs that ``apply_fn(params, x)`` accepts, checked by tracing (no compile).
+
+    ``allow_int=True`` accepts integer inputs (token ids for an embedding).
+
+    Raises:
+        TypeError: integer inputs (unless ``allow_int``); ``apply_fn`` not callable.
+        ValueError: NaN/inf entries, or a shape the parameters do not fit (the
+            message names ``name`` and quotes the shape), or ``params`` with the
+            wrong number of layers (:class:`ParamsMismatch`).
+    """
+    if not callable(apply_fn):
+        raise TypeError(f"apply_fn must be a function f(params, x), got {type(apply_fn).__name__}")
+    arr = jnp.asarray(x)
+    if not (allow_int and jnp.issubdtype(arr.dtype, jnp.integer)):
+        arr = finite_array(arr, name)
+    if arr.ndim < 1 or arr.shape[0] < 1:
+        raise ValueError(f"{name} must have shape (N, *features) with N >= 1, got {tuple(arr.shape)}")
+    try:
+        jax.eval_shape(apply_fn, params, arr)
+    except ParamsMismatch:
+        raise
+    except (TypeError, ValueError, IndexError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{name} of shape {tuple(arr.shape)} does not fit the network's parameters "
+                         f"(check the input shape the network was initialised for): {first[:200]}") from None
+    return arr
+
+
+def finite_values(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                  low_open: bool = False, high_open: bool = False, slack: float = 0.0) -> np.ndarray:
+    """A float64 NumPy array (any shape) of finite reals in ``[low - slack, high + slack]`` (ends open where asked)."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be real numbers, got {type(value).__name__} {value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {int(np.sum(~np.isfinite(arr)))} NaN or inf entries")
+    if low is not None and (np.any(arr < low - slack) or (low_open and np.any(arr <= low))):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low:g}, got minimum {arr.min():g}")
+    if high is not None and (np.any(arr > high + slack) or (high_open and np.any(arr >= high))):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high:g}, got maximum {arr.max():g}")
+    return arr

@@ -79,7 +79,15 @@ class _ScipyCompat(types.ModuleType):
 
 
 def patch_predict() -> None:
-    """Patch 4: make ``nt.predict.max_learning_rate`` work on the pinned SciPy (idempotent)."""
+    """Patch 4: make ``nt.predict.max_learning_rate`` work on the pinned SciPy (idempotent).
+
+    Not patched, and avoided by the book: building ``nt.predict.gradient_descent_mse``
+    from a kernel that is traced inside ``jax.vmap`` (one empirical NTK per
+    initialisation) raises ``UnexpectedTracerError`` on the pinned neural-tangents
+    (its upstream test ``testNTKMeanCovPrediction0``). Loop over initialisations, or
+    use :func:`ntkbook.kernels.gradient_flow_mse`, which vmaps
+    (``tests/test_neural_tangents.py`` pins both facts).
+    """
     import neural_tangents._src.predict as predict
 
     if not isinstance(predict.sp, _ScipyCompat):

@@ -26,31 +26,26 @@ for images stored flat ``(N, 64)``, as ``(N, 8, 8)`` or NHWC ``(N, 8, 8, 1)``.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _checks
+
 SIDE = 8  # the digits are 8x8
 
 
 # --------------------------------------------------------------------------- checks
-def _check_key(key: Any, name: str = "key") -> jax.Array:
-    if not isinstance(key, jax.Array) or key.shape not in ((2,), ()):
-        raise TypeError(f"{name} must be a jax.random key (e.g. jax.random.PRNGKey(0)), got {type(key).__name__}")
-    return key
-
-
 def _check_nonneg(value: Any, name: str, *, integer: bool = False, upper: float | None = None) -> Any:
-    ok_types = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, ok_types) or not math.isfinite(value) or value < 0:
-        kind = "a non-negative integer" if integer else "a non-negative finite number"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    if upper is not None and value > upper:
-        raise ValueError(f"{name} must lie in [0, {upper}], got {value!r}")
-    return int(value) if integer else float(value)
+    """A non-negative integer (``integer=True``) or finite real, at most ``upper`` where given."""
+    if integer:
+        value = _checks.nonneg_int(value, name)
+        if upper is not None and value > upper:
+            raise ValueError(f"{name} must lie in [0, {upper}], got {value!r}")
+        return value
+    return _checks.finite(value, name, low=0.0, high=upper)
 
 
 def _check_image(image: Any) -> jax.Array:
@@ -59,7 +54,7 @@ def _check_image(image: Any) -> jax.Array:
         raise ValueError(f"image must have shape ({SIDE}, {SIDE}), got {image.shape}")
     if not jnp.issubdtype(image.dtype, jnp.floating):
         raise TypeError(f"image must be floating point, got {image.dtype}")
-    return image
+    return _checks.finite_array(image, "image")
 
 
 def _as_images(images: Any) -> tuple[jax.Array, tuple[int, ...]]:
@@ -71,6 +66,7 @@ def _as_images(images: Any) -> tuple[jax.Array, tuple[int, ...]]:
         raise ValueError(f"images must have shape (N, 64), (N, 8, 8) or (N, 8, 8, 1) with N >= 1, got {shape}")
     if not jnp.issubdtype(images.dtype, jnp.floating):
         raise TypeError(f"images must be floating point, got {images.dtype}")
+    _checks.finite_array(images, "images")
     return images.reshape(shape[0], SIDE, SIDE), shape
 
 
@@ -186,6 +182,23 @@ def strong_one(
 
 
 # -------------------------------------------------------------------------- batches
+def strong_settings(*, strength: float = 1.0, max_shift: int = 2, max_angle: float = 20.0, noise_std: float = 0.1,
+                    cutout_size: int = 3, fill: float = 0.0) -> dict:
+    """The keyword arguments of :func:`strong` checked (and converted), without augmenting anything.
+
+    Raises:
+        ValueError: ``strength`` outside ``[0, 1]``, a negative or non-finite magnitude, a
+            non-integer shift or Cutout size, a non-finite ``fill``.
+        TypeError: an unknown keyword.
+    """
+    _checks.finite(fill, "fill")
+    return dict(strength=_check_nonneg(strength, "strength", upper=1.0),
+                max_shift=_check_nonneg(max_shift, "max_shift", integer=True),
+                max_angle=_check_nonneg(max_angle, "max_angle"),
+                noise_std=_check_nonneg(noise_std, "noise_std"),
+                cutout_size=_check_nonneg(cutout_size, "cutout_size", integer=True), fill=fill)
+
+
 def weak(key: jax.Array, images: Any, *, max_shift: int = 1, fill: float = 0.0) -> jax.Array:
     """:func:`weak_one` on every image of a batch (key ``i`` of ``split(key, N)`` for image ``i``).
 
@@ -202,7 +215,7 @@ def weak(key: jax.Array, images: Any, *, max_shift: int = 1, fill: float = 0.0) 
         TypeError: ``key`` is not a PRNG key, or integer images.
         ValueError: a bad shape or a negative / non-integer ``max_shift``.
     """
-    key = _check_key(key)
+    key = _checks.key(key)
     imgs, shape = _as_images(images)
     max_shift = _check_nonneg(max_shift, "max_shift", integer=True)
     keys = jax.random.split(key, imgs.shape[0])
@@ -238,13 +251,10 @@ def strong(
         TypeError: ``key`` is not a PRNG key, or integer images.
         ValueError: a bad shape, ``strength`` outside ``[0, 1]``, a negative magnitude.
     """
-    key = _check_key(key)
+    key = _checks.key(key)
     imgs, shape = _as_images(images)
-    kwargs = dict(strength=_check_nonneg(strength, "strength", upper=1.0),
-                  max_shift=_check_nonneg(max_shift, "max_shift", integer=True),
-                  max_angle=_check_nonneg(max_angle, "max_angle"),
-                  noise_std=_check_nonneg(noise_std, "noise_std"),
-                  cutout_size=_check_nonneg(cutout_size, "cutout_size", integer=True), fill=fill)
+    kwargs = strong_settings(strength=strength, max_shift=max_shift, max_angle=max_angle, noise_std=noise_std,
+                             cutout_size=cutout_size, fill=fill)
     keys = jax.random.split(key, imgs.shape[0])
     out = jax.vmap(lambda k, im: strong_one(k, im, **kwargs))(keys, imgs)
     return out.reshape(shape)

@@ -105,14 +105,8 @@ class Trajectory(NamedTuple):
 
 
 # ---------------------------------------------------------------------- checks
-def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _layout(num_classes: Any, per_class: Any) -> tuple[int, int]:
-    return _positive_int(num_classes, "num_classes", 2), _positive_int(per_class, "per_class", 2)
+    return _checks.positive_int(num_classes, "num_classes", 2), _checks.positive_int(per_class, "per_class", 2)
 
 
 def check_block_values(values: Sequence[float], name: str = "values") -> BlockValues:
@@ -599,13 +593,13 @@ def balanced_state(
         A :class:`ReducedState`.
     """
     c, m = _layout(num_classes, per_class)
-    n = _positive_int(feature_dim, "feature_dim", c + 1)
+    n = _checks.positive_int(feature_dim, "feature_dim", c + 1)
     key = _checks.key(key)
     feature_scale = _checks.positive(feature_scale, "feature_scale")
     if bias is not None:
         bias = _checks.finite(bias, "bias")
     centered = _checks.boolean(centered, "centered")
-    r = c if rank is None else _positive_int(rank, "rank")
+    r = c if rank is None else _checks.positive_int(rank, "rank")
     if r > c:
         raise ValueError(f"rank must be at most C={c} (W has rank <= C, and E = 0 forces the features into its row space)")
     mu_s, mu_c, alpha = flow_constants(kappas, c, m)

@@ -16,10 +16,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _checks
+
 Normalize = Literal["pixels", "sphere"]
 
 DIGITS_SIDE = 8
 DIGITS_CLASSES = 10
+#: Images in the smallest class of scikit-learn's digits (digit 8; the largest, digit 3, has 183).
+DIGITS_MIN_PER_CLASS = 174
 
 
 class Split(NamedTuple):
@@ -31,15 +35,7 @@ class Split(NamedTuple):
     y_test: np.ndarray
 
 
-def _check_key(key: jax.Array, name: str = "key") -> None:
-    if not isinstance(key, jax.Array) or key.shape not in ((2,), ()):
-        raise TypeError(f"{name} must be a jax.random key (e.g. jax.random.PRNGKey(0)), got {type(key).__name__}")
-
-
-def _positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+NORMALIZE: tuple[str, ...] = ("pixels", "sphere")
 
 
 @lru_cache(maxsize=1)
@@ -75,6 +71,8 @@ def digits(*, normalize: Normalize = "sphere", flatten: bool = True) -> tuple[np
     Returns:
         ``(x, y)`` with float32 images and int32 labels in ``0..9``.
     """
+    _checks.choice(normalize, "normalize", NORMALIZE)
+    _checks.boolean(flatten, "flatten")
     x, y = _digits_raw()
     x = _normalize(x, normalize).astype(np.float32)
     if not flatten:
@@ -93,9 +91,9 @@ def balanced_indices(
     Raises:
         ValueError: a class has fewer than ``n_per_class`` examples, or is absent.
     """
-    n_per_class = _positive_int(n_per_class, "n_per_class")
-    _check_key(key)
-    labels = np.asarray(labels)
+    n_per_class = _checks.positive_int(n_per_class, "n_per_class")
+    _checks.key(key)
+    labels = _checks.labels(labels, "labels")
     classes = np.unique(labels) if classes is None else np.asarray(classes)
     picked = []
     for c, k in zip(classes, jax.random.split(key, len(classes))):
@@ -131,12 +129,21 @@ def digits_split(
     Returns:
         A :class:`Split`; both parts are sorted by class.
     """
-    n_train_per_class = _positive_int(n_train_per_class, "n_train_per_class")
-    n_test_per_class = _positive_int(n_test_per_class, "n_test_per_class")
-    x, y = digits(normalize=normalize, flatten=flatten)
+    n_train_per_class = _checks.positive_int(n_train_per_class, "n_train_per_class")
+    n_test_per_class = _checks.positive_int(n_test_per_class, "n_test_per_class")
+    _checks.key(key)
+    _checks.boolean(relabel, "relabel")
+    if classes is not None:
+        classes = _checks.positive_ints(classes, "classes", minimum=0)
     classes = list(range(DIGITS_CLASSES)) if classes is None else [int(c) for c in classes]
     if len(set(classes)) != len(classes) or not set(classes) <= set(range(DIGITS_CLASSES)):
         raise ValueError(f"classes must be distinct digits in 0..9, got {classes}")
+    x, y = digits(normalize=normalize, flatten=flatten)
+    smallest = int(np.bincount(y, minlength=DIGITS_CLASSES)[classes].min())
+    if n_train_per_class + n_test_per_class > smallest:
+        raise ValueError(f"n_train_per_class + n_test_per_class = {n_train_per_class + n_test_per_class} exceeds "
+                         f"the {smallest} images of the smallest requested class (the digits have "
+                         f"{DIGITS_MIN_PER_CLASS} to 183 per class)")
     both = balanced_indices(y, n_train_per_class + n_test_per_class, key, classes)
     per = n_train_per_class + n_test_per_class
     blocks = both.reshape(len(classes), per)
@@ -152,10 +159,9 @@ def digits_split(
 
 def one_hot(labels: np.ndarray, num_classes: int, *, dtype=np.float32) -> np.ndarray:
     """One-hot encode integer ``labels`` into shape ``(n, num_classes)``."""
-    num_classes = _positive_int(num_classes, "num_classes")
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.min(initial=0) < 0 or labels.max(initial=0) >= num_classes:
-        raise ValueError(f"labels must be a 1-D array of integers in [0, {num_classes}), got shape {labels.shape}")
+    num_classes = _checks.positive_int(num_classes, "num_classes")
+    labels = _checks.labels(labels, "labels", num_classes)
+    _checks.float_dtype(dtype, "dtype")
     return np.eye(num_classes, dtype=dtype)[labels]
 
 
@@ -188,16 +194,19 @@ def regression_1d(
     Returns:
         ``(x, y)`` of shape ``(n, 1)`` each, sorted by ``x``.
     """
-    n = _positive_int(n, "n")
-    _check_key(key)
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
+    n = _checks.positive_int(n, "n")
+    _checks.key(key)
+    noise = _checks.nonneg(noise, "noise")
+    if isinstance(x_range, (str, bytes)) or not isinstance(x_range, Sequence) or len(x_range) != 2:
+        raise ValueError(f"x_range must be (low, high), got {x_range!r}")
     lo, hi = x_range
+    _checks.finite(lo, "x_range[0]"), _checks.finite(hi, "x_range[1]")
     if not lo < hi:
         raise ValueError(f"x_range must be (low, high) with low < high, got {x_range}")
     fn = _TARGETS.get(target) if isinstance(target, str) else target
-    if fn is None:
+    if fn is None or not callable(fn):
         raise ValueError(f"unknown target {target!r}; expected one of {sorted(_TARGETS)} or a callable")
+    _checks.choice(spacing, "spacing", ("random", "grid"))
     kx, kn = jax.random.split(key)
     if spacing == "grid":
         x = jnp.linspace(lo, hi, n)
@@ -222,11 +231,9 @@ def modular_arithmetic(p: int, train_fraction: float, key: jax.Array, *, op: str
         A :class:`Split` whose ``x`` are int32 token pairs of shape ``(n, 2)``; use
         :func:`one_hot_pairs` for a fixed-size input to an MLP.
     """
-    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 2:
-        raise ValueError(f"modulus p must be an integer >= 2, got {p!r}")
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
-    _check_key(key)
+    _checks.positive_int(p, "modulus p", minimum=2)
+    _checks.probability(train_fraction, "train_fraction", open_low=True, open_high=True)
+    _checks.key(key)
     ops = {"add": np.add, "sub": np.subtract, "mul": np.multiply}
     if op not in ops:
         raise ValueError(f"op must be one of {sorted(ops)}, got {op!r}")
@@ -244,6 +251,7 @@ def modular_arithmetic(p: int, train_fraction: float, key: jax.Array, *, op: str
 def one_hot_pairs(pairs: np.ndarray, p: int) -> np.ndarray:
     """Concatenated one-hot codes of a token pair: shape ``(n, 2 p)``."""
     pairs = np.asarray(pairs)
+    p = _checks.positive_int(p, "p")
     if pairs.ndim != 2 or pairs.shape[1] != 2:
         raise ValueError(f"pairs must have shape (n, 2), got {pairs.shape}")
     return np.concatenate([one_hot(pairs[:, 0], p), one_hot(pairs[:, 1], p)], axis=1)
@@ -269,8 +277,8 @@ class HeldOutSplit(NamedTuple):
 
 def random_direction(dim: int, key: jax.Array) -> np.ndarray:
     """A unit vector drawn uniformly from the sphere in ``R^dim`` (float32)."""
-    dim = _positive_int(dim, "dim")
-    _check_key(key)
+    dim = _checks.positive_int(dim, "dim")
+    _checks.key(key)
     v = np.asarray(jax.random.normal(key, (dim,)), dtype=np.float64)
     return (v / np.linalg.norm(v)).astype(np.float32)
 
@@ -314,14 +322,13 @@ def single_index(n: int, key: jax.Array, direction: np.ndarray, *, link: str = "
         ValueError: ``n`` not positive, ``direction`` not a unit vector, unknown link.
         TypeError: ``key`` is not a PRNG key.
     """
-    n = _positive_int(n, "n")
-    _check_key(key)
+    n = _checks.positive_int(n, "n")
+    _checks.key(key)
     w = np.asarray(direction, dtype=np.float32)
     if w.ndim != 1 or w.size < 1 or not np.all(np.isfinite(w)) or abs(float(np.linalg.norm(w)) - 1.0) > 1e-4:
         raise ValueError(f"direction must be a unit vector of shape (d,), got shape {w.shape} "
                          f"and norm {float(np.linalg.norm(w)) if w.size else 0.0:.4g}")
-    if link not in LINKS:
-        raise ValueError(f"link must be one of {LINKS}, got {link!r}")
+    _checks.choice(link, "link", LINKS)
     x = np.asarray(jax.random.normal(key, (n, w.size)), dtype=np.float32)
     return x, _link(link, x @ w)
 
@@ -335,8 +342,9 @@ def single_index_split(
     several ``n_train`` gives the same validation and test sets.
     """
     for value, name in ((n_train, "n_train"), (n_val, "n_val"), (n_test, "n_test")):
-        _positive_int(value, name)
-    _check_key(key)
+        _checks.positive_int(value, name)
+    _checks.key(key)
+    _checks.choice(link, "link", LINKS)
     k_train, k_val, k_test = (jax.random.fold_in(key, i) for i in range(3))
     return HeldOutSplit(*single_index(n_train, k_train, direction, link=link),
                         *single_index(n_val, k_val, direction, link=link),
@@ -366,20 +374,22 @@ def digits_parity_split(
         ValueError: a size is not positive, or the sizes need more digits of one
             parity than there are.
     """
-    sizes = [_positive_int(v, name) for v, name in ((n_train, "n_train"), (n_val, "n_val"), (n_test, "n_test"))]
-    _check_key(key)
+    sizes = [_checks.positive_int(v, name) for v, name in ((n_train, "n_train"), (n_val, "n_val"), (n_test, "n_test"))]
+    _checks.key(key)
+    _checks.choice(normalize, "normalize", NORMALIZE)
     x, digit = digits(normalize=normalize)
     parity = np.where(digit % 2 == 0, 1.0, -1.0).astype(np.float32)
+    halves = lambda size: ((size + 1) // 2, size // 2)  # noqa: E731  (even, odd) counts
+    need = np.sum([halves(s) for s in sizes], axis=0)
+    for j, (p, name) in enumerate(((1.0, "even"), (-1.0, "odd"))):
+        have = int(np.sum(parity == p))
+        if need[j] > have:
+            raise ValueError(f"n_train + n_val + n_test = {sum(sizes)} needs {need[j]} {name} digits; "
+                             f"only {have} exist")
     pools = []
     for p, k in zip((1.0, -1.0), jax.random.split(key, 2)):
         idx = np.flatnonzero(parity == p)
         pools.append(idx[np.asarray(jax.random.permutation(k, len(idx)))])
-    halves = lambda size: ((size + 1) // 2, size // 2)  # noqa: E731  (even, odd) counts
-    need = np.sum([halves(s) for s in sizes], axis=0)
-    for j, name in enumerate(("even", "odd")):
-        if need[j] > len(pools[j]):
-            raise ValueError(f"n_train + n_val + n_test = {sum(sizes)} needs {need[j]} {name} digits; "
-                             f"only {len(pools[j])} exist")
 
     def interleave(even: np.ndarray, odd: np.ndarray) -> np.ndarray:
         # even, odd, even, odd, ...: every prefix is balanced within one.

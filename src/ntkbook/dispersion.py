@@ -27,35 +27,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _checks
+
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
 Params = list  # list of {"W": (k, n_out, n_in), "b": (k, n_out)} blocks of identical layers
 
 
 # --------------------------------------------------------------------------- checks
-def _check_widths(widths: Sequence[int]) -> tuple[int, ...]:
-    widths = tuple(widths)
-    if not widths or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in widths):
-        raise ValueError(f"widths must be a non-empty sequence of positive integers (n_0, ..., n_(L-1)), got {widths!r}")
-    return tuple(int(w) for w in widths)
-
-
 def _check_variances(W_var: float, b_var: float) -> tuple[float, float]:
-    if not (isinstance(W_var, (int, float, np.floating)) and W_var > 0 and np.isfinite(W_var)):
-        raise ValueError(f"W_var (sigma_w^2) must be a positive number, got {W_var!r}")
-    if not (isinstance(b_var, (int, float, np.floating)) and b_var >= 0 and np.isfinite(b_var)):
-        raise ValueError(f"b_var (sigma_b^2) must be a non-negative number, got {b_var!r}")
-    return float(W_var), float(b_var)
-
-
-def _check_activation(activation: str) -> str:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    return activation
-
-
-def _check_key(key: Any) -> None:
-    if not isinstance(key, jax.Array) or key.shape not in ((2,), ()):
-        raise TypeError(f"key must be a jax.random key (e.g. jax.random.PRNGKey(0)), got {type(key).__name__}")
+    return _checks.positive(W_var, "W_var (sigma_w^2)"), _checks.nonneg(b_var, "b_var (sigma_b^2)")
 
 
 def _layer_blocks(widths: tuple[int, ...]) -> list[tuple[int, int, int]]:
@@ -99,7 +79,9 @@ def init_mlp(key: jax.Array, widths: Sequence[int], *, W_var: float, b_var: floa
         A list of blocks ``{"W": (k, n_out, n_in), "b": (k, n_out)}``; consecutive
         layers of the same shape are stacked so that :func:`mlp_apply` scans them.
     """
-    widths = _check_widths(widths)
+    widths = _checks.positive_ints(widths, "widths (n_0, ..., n_(L-1))")
+    if not _checks.is_traced(key):
+        _checks.key(key)
     if not any(isinstance(v, jax.core.Tracer) for v in (W_var, b_var)):
         W_var, b_var = _check_variances(W_var, b_var)
     return _init(key, widths, W_var, b_var)
@@ -127,7 +109,7 @@ def mlp_apply(params: Params, x: jax.Array, activation: str = "relu", *, hidden:
     ``h^1 = W^1 x + b^1``, ``h^{l+1} = W^{l+1} phi(h^l) + b^{l+1}``, ``f = h^L`` (thesis §3.2 eq. 3).
     With ``hidden=True`` returns ``(f, [h^1, ..., h^{L-1}])``: the hidden pre-activations.
     """
-    phi = _act(_check_activation(activation))
+    phi = _act(_checks.choice(activation, "activation", ACTIVATIONS))
     if len(params) == 1:  # depth 1: a linear model
         out = (params[0]["W"][0] @ x + params[0]["b"][0])[0]
         return (out, []) if hidden else out
@@ -181,14 +163,12 @@ def unit_inputs(n0: int, cosines: Sequence[float] = ()) -> jax.Array:
     For Gaussian weights and ``sigma_b = 0`` the NTK's distribution depends on the
     inputs only through their norms and angles, so these are general.
     """
-    if isinstance(n0, bool) or not isinstance(n0, (int, np.integer)) or n0 < 1:
-        raise ValueError(f"n0 must be a positive integer, got {n0!r}")
+    n0 = _checks.positive_int(n0, "n0")
     if cosines and n0 < 2:
         raise ValueError("pairs of inputs at an angle need n0 >= 2")
     rows = [np.eye(n0)[0]]
     for c in cosines:
-        if not -1.0 <= c <= 1.0:
-            raise ValueError(f"cosines must lie in [-1, 1], got {c}")
+        _checks.finite(c, "cosines", low=-1.0, high=1.0)
         v = np.zeros(n0)
         v[0], v[1] = c, np.sqrt(1.0 - c * c)
         rows.append(v)
@@ -254,8 +234,8 @@ def ntk_samples(
     widths, W_var, b_var, inputs, n_params = _check_sampling(key, widths, W_var, b_var, activation, n_samples, inputs)
     if batch_size is None:
         batch_size = int(max(1, min(n_samples, (1 << 23) // (n_params * (inputs.shape[0] + 3)))))
-    elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    else:
+        batch_size = _checks.positive_int(batch_size, "batch_size")
     fn = _sampler(widths, activation, bool(first_step))
     keys = jax.random.split(key, n_samples)
     n_pad = -n_samples % batch_size
@@ -371,21 +351,16 @@ def dispersion_grid(
     Returns:
         :class:`DispersionGrid`.
     """
-    _check_key(key)
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
-        raise ValueError(f"width must be a positive integer, got {width!r}")
-    depths = list(depths)
-    if not depths or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in depths):
-        raise ValueError(f"depths must be a non-empty sequence of positive integers, got {depths!r}")
-    depths = [int(d) for d in depths]
-    W_vars = [float(w) for w in W_vars]
+    _checks.key(key)
+    _checks.positive_int(width, "width")
+    depths = list(_checks.positive_ints(depths, "depths"))
+    W_vars = [_checks.finite(w, "W_vars") for w in W_vars]
     if not W_vars:
         raise ValueError("W_vars must be a non-empty sequence of positive numbers")
     for w in W_vars:
         _check_variances(w, b_var)
-    _check_activation(activation)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 3:
-        raise ValueError(f"n_samples must be an integer >= 3, got {n_samples!r}")
+    _checks.choice(activation, "activation", ACTIVATIONS)
+    _checks.positive_int(n_samples, "n_samples", minimum=3)
     _check_boot(key, n_boot)
     value = np.empty((len(depths), len(W_vars)))
     stderr = np.empty_like(value)
@@ -418,13 +393,12 @@ def _check_sampling(key: Any, widths: Sequence[int], W_var: float, b_var: float,
 
     Returns the checked widths, variances and inputs and the number of parameters of one network.
     """
-    _check_key(key)
-    widths = _check_widths(widths)
+    _checks.key(key)
+    widths = _checks.positive_ints(widths, "widths (n_0, ..., n_(L-1))")
     W_var, b_var = _check_variances(W_var, b_var)
-    _check_activation(activation)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
-        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    inputs = unit_inputs(widths[0]) if inputs is None else jnp.asarray(inputs, dtype=jnp.float32)
+    _checks.choice(activation, "activation", ACTIVATIONS)
+    _checks.positive_int(n_samples, "n_samples", minimum=2)
+    inputs = unit_inputs(widths[0]) if inputs is None else _checks.finite_array(inputs, "inputs", dtype=jnp.float32)
     if inputs.ndim != 2 or inputs.shape[1] != widths[0] or inputs.shape[0] < 1:
         raise ValueError(f"inputs must have shape (P, {widths[0]}), got {inputs.shape}")
     n_params = sum(c * (o * i + o) for c, o, i in _layer_blocks(widths))
@@ -468,9 +442,8 @@ def _bootstrap(stat, arrays: Sequence[np.ndarray], key: jax.Array, n_boot: int, 
 
 
 def _check_boot(key: Any, n_boot: int) -> None:
-    _check_key(key)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
+    _checks.key(key)
+    _checks.positive_int(n_boot, "n_boot", minimum=2)
 
 
 def dispersion(samples: Any, *, key: jax.Array, n_boot: int = 1000) -> Estimate:

@@ -56,14 +56,8 @@ LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
 
 
 # --------------------------------------------------------------------------- checks
-def _check_choice(value: str, choices: tuple[str, ...], name: str) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
-
-
 def _check_logits(logits: Any, name: str = "logits") -> jax.Array:
-    z = jnp.asarray(logits)
+    z = _checks.finite_array(logits, name)
     if z.ndim != 2 or z.shape[0] < 1 or z.shape[1] < 1:
         raise ValueError(f"{name} must have shape (N, k) with N, k >= 1, got {z.shape}")
     return z
@@ -107,7 +101,7 @@ def output_jacobian(logits: Any, output: OutputMap = "log_softmax") -> jax.Array
         ValueError: bad shape or unknown ``output``.
     """
     z = _check_logits(logits)
-    _check_choice(output, OUTPUTS, "output")
+    _checks.choice(output, "output", OUTPUTS)
     m, k = z.shape
     eye = jnp.broadcast_to(jnp.eye(k, dtype=z.dtype), (m, k, k))
     if output == "logits":
@@ -121,7 +115,7 @@ def output_jacobian(logits: Any, output: OutputMap = "log_softmax") -> jax.Array
 def apply_output(logits: Any, output: OutputMap = "log_softmax") -> jax.Array:
     """``sigma(z)`` for ``output`` in ``("logits", "log_softmax", "softmax")``."""
     z = _check_logits(logits)
-    _check_choice(output, OUTPUTS, "output")
+    _checks.choice(output, "output", OUTPUTS)
     if output == "logits":
         return z
     return jax.nn.log_softmax(z, axis=-1) if output == "log_softmax" else jax.nn.softmax(z, axis=-1)
@@ -135,7 +129,7 @@ def per_example_loss(logits: Any, targets: Any, loss: LossName = "cross_entropy"
       or target distributions ``(N, k)`` (soft labels, as in distillation).
     """
     z = _check_logits(logits)
-    _check_choice(loss, LOSSES, "loss")
+    _checks.choice(loss, "loss", LOSSES)
     y = _targets_matrix(targets, *z.shape, loss)
     if loss == "mse":
         return 0.5 * jnp.sum((z - y) ** 2, axis=-1)
@@ -150,7 +144,7 @@ def loss_gradient(logits: Any, targets: Any, loss: LossName = "cross_entropy") -
     "Learning dynamics" slide).
     """
     z = _check_logits(logits)
-    _check_choice(loss, LOSSES, "loss")
+    _checks.choice(loss, "loss", LOSSES)
     y = _targets_matrix(targets, *z.shape, loss)
     if loss == "mse":
         return z - y
@@ -160,7 +154,7 @@ def loss_gradient(logits: Any, targets: Any, loss: LossName = "cross_entropy") -
 def mean_loss(apply_fn: Callable, loss: LossName = "cross_entropy") -> Callable[[Any, Any], jax.Array]:
     """``L(w) = (1/N) sum_i l(z(x_i; w), y_i)`` as a ``loss_fn(params, (x, targets))``
     for :func:`ntkbook.train.fit`; the normalisation :func:`one_step_decomposition` assumes."""
-    _check_choice(loss, LOSSES, "loss")
+    _checks.choice(loss, "loss", LOSSES)
 
     def loss_fn(params: Any, batch: Any) -> jax.Array:
         x, targets = batch
@@ -253,8 +247,8 @@ def one_step_decomposition(
         (checked before any kernel is computed).
     """
     eta = _check_rate(learning_rate)
-    _check_choice(loss, LOSSES, "loss")
-    _check_choice(output, OUTPUTS, "output")
+    _checks.choice(loss, "loss", LOSSES)
+    _checks.choice(output, "output", OUTPUTS)
     z_probe = _check_logits(apply_fn(params, x_probe), "apply_fn(params, x_probe)")
     z_train = _check_logits(apply_fn(params, x_train), "apply_fn(params, x_train)")
     G = loss_gradient(z_train, targets, loss)
@@ -275,7 +269,7 @@ def sgd_step(
 def output_change(apply_fn: Callable, params_before: Any, params_after: Any, x: Any,
                   output: OutputMap = "log_softmax") -> jax.Array:
     """``sigma(z(x; w_after)) - sigma(z(x; w_before))``, shape ``(M, k)``."""
-    _check_choice(output, OUTPUTS, "output")
+    _checks.choice(output, "output", OUTPUTS)
     return apply_output(apply_fn(params_after, x), output) - apply_output(apply_fn(params_before, x), output)
 
 
@@ -648,8 +642,8 @@ def acquire(
     Returns:
         ``(n,)`` distinct pool indices, not in ``labelled``.
     """
-    _check_choice(strategy, ACQUISITIONS, "strategy")
-    _check_choice(kernel, ("pntk", "entk"), "kernel")
+    _checks.choice(strategy, "strategy", ACQUISITIONS)
+    _checks.choice(kernel, "kernel", ("pntk", "entk"))
     x_pool = jnp.asarray(x_pool)
     y_pool = np.asarray(y_pool)
     lab = np.asarray(labelled, dtype=int)
@@ -743,8 +737,8 @@ def active_learning(
 
     from . import train as _train
 
-    _check_choice(strategy, ACQUISITIONS, "strategy")
-    _check_choice(kernel, ("pntk", "entk"), "kernel")
+    _checks.choice(strategy, "strategy", ACQUISITIONS)
+    _checks.choice(kernel, "kernel", ("pntk", "entk"))
     _check_rate(learning_rate)  # a negative rate would train by gradient ascent
     _checks.probability(momentum, "momentum", open_high=True)
     for name, value in (("rounds", rounds), ("per_round", per_round), ("train_steps", train_steps)):
@@ -827,8 +821,8 @@ def active_learning_repeats(
 
     from . import train as _train
 
-    _check_choice(strategy, ACQUISITIONS, "strategy")
-    _check_choice(kernel, ("pntk", "entk"), "kernel")
+    _checks.choice(strategy, "strategy", ACQUISITIONS)
+    _checks.choice(kernel, "kernel", ("pntk", "entk"))
     for name, value in (("rounds", rounds), ("per_round", per_round), ("train_steps", train_steps)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _compat, timing
+from . import _checks, _compat, timing
 
 _compat.apply()
 import neural_tangents as nt  # noqa: E402
@@ -49,14 +49,20 @@ KernelGet = Literal["ntk", "nngp"]
 
 
 # --------------------------------------------------------------------------- checks
-def _check_inputs(x1: Any, x2: Any) -> tuple[jax.Array, jax.Array | None]:
-    x1 = jnp.asarray(x1)
+def _check_inputs(x1: Any, x2: Any, apply_fn: Callable | None = None, params: Any = None
+                  ) -> tuple[jax.Array, jax.Array | None]:
+    """Finite float inputs of shape ``(N, *features)``; with ``apply_fn``, inputs its ``params`` accept."""
+    x1 = _checks.finite_array(x1, "x1")
     if x1.ndim < 2 or x1.shape[0] < 1:
         raise ValueError(f"x1 must have shape (N, *features) with N >= 1, got {x1.shape}")
     if x2 is not None:
-        x2 = jnp.asarray(x2)
+        x2 = _checks.finite_array(x2, "x2")
         if x2.ndim != x1.ndim or x2.shape[1:] != x1.shape[1:] or x2.shape[0] < 1:
             raise ValueError(f"x2 must have shape (N2, {', '.join(map(str, x1.shape[1:]))}), got {x2.shape}")
+    if apply_fn is not None:
+        if not callable(apply_fn):
+            raise TypeError(f"apply_fn must be a function f(params, x), got {type(apply_fn).__name__}")
+        _checks.network_inputs(apply_fn, params, x1[:1], "x1")
     return x1, x2
 
 
@@ -70,11 +76,7 @@ def _check_axes(trace_axes: tuple[int, ...], diagonal_axes: tuple[int, ...]) -> 
 
 
 def _check_batch_size(batch_size: int | None) -> int | None:
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    return int(batch_size)
+    return None if batch_size is None else _checks.positive_int(batch_size, "batch_size")
 
 
 # ----------------------------------------------------------------- plain-JAX reference
@@ -117,7 +119,7 @@ def ntk_reference(
     Returns:
         The kernel, shaped as described in the module docstring.
     """
-    x1, x2 = _check_inputs(x1, x2)
+    x1, x2 = _check_inputs(x1, x2, apply_fn, params)
     trace_axes, diagonal_axes = _check_axes(trace_axes, diagonal_axes)
     if diagonal_axes and x2 is not None:
         raise ValueError("diagonal_axes=(0,) needs x2=None (only x1 == x2 pairs are computed)")
@@ -225,7 +227,7 @@ def empirical_ntk(
     """
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
-    x1, x2 = _check_inputs(x1, x2)
+    x1, x2 = _check_inputs(x1, x2, apply_fn, params)
     trace_axes, diagonal_axes = _check_axes(trace_axes, diagonal_axes)
     batch_size = _check_batch_size(batch_size)
     diagonal = bool(diagonal_axes)
@@ -286,8 +288,9 @@ def infinite_kernel(
     Returns:
         An ``(N1, N2)`` array (the kernel is a multiple of the identity over outputs).
     """
-    if get not in ("ntk", "nngp"):
-        raise ValueError(f"get must be 'ntk' or 'nngp', got {get!r}")
+    _checks.choice(get, "get", ("ntk", "nngp"))
+    if not callable(kernel_fn):
+        raise TypeError(f"kernel_fn must be the kernel function of a stax model, got {type(kernel_fn).__name__}")
     x1, x2 = _check_inputs(x1, x2)
     batch_size = _check_batch_size(batch_size)
     fn = _jit_kernel_fn(kernel_fn, get)
@@ -311,13 +314,36 @@ def _flatten_kernel(k: jax.Array, y: jax.Array, name: str) -> tuple[jax.Array, b
     raise ValueError(f"{name} must be (N, N) or (N, N, k, k), got shape {k.shape}")
 
 
-def _check_targets(y: Any) -> jax.Array:
-    y = jnp.asarray(y)
+def _check_targets(y: Any, name: str = "y_train") -> jax.Array:
+    y = _checks.finite_array(y, name)
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2:
-        raise ValueError(f"y_train must have shape (N,) or (N, k), got {y.shape}")
+        raise ValueError(f"{name} must have shape (N,) or (N, k), got {y.shape}")
     return y
+
+
+def _check_kernel_matrix(mat: jax.Array, name: str) -> None:
+    """A kernel matrix (flattened to ``(N k, N k)``) must be finite and symmetric."""
+    _checks.symmetric(mat, name, rtol=1e-3)
+
+
+def _check_positive_definite(mat: jax.Array, ridge: float, name: str) -> None:
+    """Refuse a clearly indefinite ``K + ridge I`` before the solve (a float64 Cholesky on the host).
+
+    A jitter of ``1e-6 max|K_ii|`` lets through PSD kernels that are singular up to
+    float32 rounding; what it refuses has an eigenvalue below ``-1e-6 max|K_ii|``, which
+    no kernel (a Gram matrix) has. The solve itself re-checks what passes.
+    """
+    if _checks.is_traced(mat):
+        return
+    k = np.asarray(mat, dtype=np.float64)
+    jitter = 1e-6 * max(float(np.max(np.abs(np.diag(k)))), np.finfo(np.float32).tiny)
+    try:
+        np.linalg.cholesky(k + (ridge + jitter) * np.eye(k.shape[0]))
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{name} + ridge * I is not positive semi-definite (ridge={ridge:g}): a kernel matrix "
+                         f"is a Gram matrix, with no negative eigenvalues") from None
 
 
 def kernel_regression(
@@ -356,27 +382,39 @@ def kernel_regression(
     """
     y = _check_targets(y_train)
     n, out = y.shape
-    ktt, kxt = jnp.asarray(k_train_train), jnp.asarray(k_test_train)
+    ktt = _checks.finite_array(k_train_train, "k_train_train")
+    kxt = _checks.finite_array(k_test_train, "k_test_train")
     if ktt.ndim != kxt.ndim or ktt.ndim not in (2, 4):
         raise ValueError(f"k_train_train and k_test_train must both be 2-D (pNTK) or both 4-D (eNTK), "
                          f"got shapes {ktt.shape} and {kxt.shape}")
-    if ridge < 0:
-        raise ValueError(f"ridge must be >= 0, got {ridge}")
+    ridge = _checks.nonneg(ridge, "ridge")
+    if ktt.shape[0] != n:
+        raise ValueError(f"y_train has {n} rows but k_train_train has shape {ktt.shape} "
+                         f"(one row and column per training point)")
     m = kxt.shape[0]
     if kxt.shape[1:] != ((n,) if kxt.ndim == 2 else (n, out, out)):
         raise ValueError(f"k_test_train must have shape (M, {n}{'' if kxt.ndim == 2 else f', {out}, {out}'}), got {kxt.shape}")
-    f0 = jnp.zeros_like(y) if f0_train is None else _check_targets(f0_train)
-    g0 = jnp.zeros((m, out), y.dtype) if f0_test is None else _check_targets(f0_test)
+    f0 = jnp.zeros_like(y) if f0_train is None else _check_targets(f0_train, "f0_train")
+    g0 = jnp.zeros((m, out), y.dtype) if f0_test is None else _check_targets(f0_test, "f0_test")
     if f0.shape != y.shape:
         raise ValueError(f"f0_train must have shape {y.shape}, got {f0.shape}")
     if g0.shape != (m, out):
         raise ValueError(f"f0_test must have shape {(m, out)}, got {g0.shape}")
     mat, per_output = _flatten_kernel(ktt, y, "k_train_train")
+    _check_kernel_matrix(mat, "k_train_train")
+    _check_positive_definite(mat, ridge, "k_train_train")
     reg = mat + ridge * jnp.eye(mat.shape[0], dtype=mat.dtype)
     resid = y - f0
     if per_output:
-        return g0 + kxt @ jax.scipy.linalg.solve(reg, resid, assume_a="pos")
-    coef = jax.scipy.linalg.solve(reg, resid.reshape(-1), assume_a="pos")
+        coef = jax.scipy.linalg.solve(reg, resid, assume_a="pos")
+    else:
+        coef = jax.scipy.linalg.solve(reg, resid.reshape(-1), assume_a="pos")
+    if not _checks.is_traced(coef) and not bool(jnp.all(jnp.isfinite(coef))):
+        # The Cholesky solve returns NaN when K + ridge I is not positive definite.
+        raise ValueError(f"k_train_train + ridge * I is not positive definite (ridge={ridge:g}); a kernel matrix "
+                         f"must be positive semi-definite, and a singular one needs ridge > 0")
+    if per_output:
+        return g0 + kxt @ coef
     kx = kxt.transpose(0, 2, 1, 3).reshape(m * out, n * out)
     return g0 + (kx @ coef).reshape(m, out)
 
@@ -411,6 +449,10 @@ def gradient_flow_mse(
     - train: ``f_t(X) = Y + V exp(-eta t Lambda / n) V^T (f_0(X) - Y)``  (eq. 2.60)
     - test:  ``f_t(x) = f_0(x) + K(x, X) V [(exp(-eta t Lambda / n) - 1) / Lambda] V^T (f_0(X) - Y)`` (eq. 2.61)
 
+    It is the solution ``nt.predict.gradient_descent_mse`` computes (same normalisation),
+    and unlike that function it can be vmapped over kernels traced inside ``jax.vmap``
+    (one eNTK per initialisation; see :func:`ntkbook._compat.patch_predict`).
+
     ``t`` counts steps of size ``learning_rate``. With ``discrete=True`` the
     exponential is replaced by ``(1 - eta lambda / n)^t``: the exact trajectory of
     gradient *descent* on the linearised model, for integer ``t``.
@@ -431,16 +473,21 @@ def gradient_flow_mse(
     """
     y = _check_targets(y_train)
     n_train, k_out = y.shape
-    k, per_output = _flatten_kernel(jnp.asarray(k_train_train), y, "k_train_train")
+    k_in = _checks.finite_array(k_train_train, "k_train_train")
+    if k_in.ndim in (2, 4) and k_in.shape[0] != n_train:
+        raise ValueError(f"y_train has {n_train} rows but k_train_train has shape {k_in.shape} "
+                         f"(one row and column per training point)")
+    k, per_output = _flatten_kernel(k_in, y, "k_train_train")
+    _check_kernel_matrix(k, "k_train_train")
     t_arr = jnp.asarray(t, dtype=k.dtype)
-    if t_arr.ndim > 1 or bool(jnp.any(t_arr < 0)):
-        raise ValueError(f"t must be a non-negative scalar or 1-D array, got shape {t_arr.shape}")
-    if learning_rate <= 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-    norm = float(y.size if normalization is None else normalization)
-    if norm <= 0:
-        raise ValueError(f"normalization must be positive, got {normalization}")
-    f0 = jnp.zeros_like(y) if f0_train is None else _check_targets(f0_train)
+    if t_arr.ndim > 1 or bool(jnp.any(~jnp.isfinite(t_arr))) or bool(jnp.any(t_arr < 0)):
+        raise ValueError(f"t must be a finite non-negative scalar or 1-D array, got {t!r}")
+    learning_rate = _checks.positive(learning_rate, "learning_rate")
+    norm = float(y.size if normalization is None else _checks.positive(normalization, "normalization"))
+    _checks.boolean(discrete, "discrete")
+    if k_test_train is not None:
+        _checks.finite_array(k_test_train, "k_test_train")
+    f0 = jnp.zeros_like(y) if f0_train is None else _check_targets(f0_train, "f0_train")
     if f0.shape != y.shape:
         raise ValueError(f"f0_train must have shape {y.shape}, got {f0.shape}")
 
@@ -477,7 +524,7 @@ def gradient_flow_mse(
                 raise ValueError(f"k_test_train must have shape (M, {n_train}, {k_out}, {k_out}), got {kx.shape}")
             m = kx.shape[0]
             kx = kx.transpose(0, 2, 1, 3).reshape(m * k_out, n_train * k_out)
-        g0 = jnp.zeros((m, k_out), k.dtype) if f0_test is None else _check_targets(f0_test)
+        g0 = jnp.zeros((m, k_out), k.dtype) if f0_test is None else _check_targets(f0_test, "f0_test")
         if g0.shape != (m, k_out):
             raise ValueError(f"f0_test must have shape {(m, k_out)}, got {g0.shape}")
         delta = jnp.einsum("mi,ip,tp,pk->tmk", kx, vec, grow, coef).reshape((-1, m, k_out))
@@ -549,9 +596,8 @@ def pseudo_ntk(
     Raises:
         ValueError: unknown variant, or anything :func:`empirical_ntk` rejects.
     """
-    if variant not in PNTK_VARIANTS:
-        raise ValueError(f"variant must be one of {PNTK_VARIANTS}, got {variant!r}")
-    x1, x2 = _check_inputs(x1, x2)
+    _checks.choice(variant, "variant", PNTK_VARIANTS)
+    x1, x2 = _check_inputs(x1, x2, apply_fn, params)
     out_shape = jax.eval_shape(apply_fn, params, x1[:1]).shape
     if len(out_shape) != 2:
         raise ValueError(f"apply_fn must return shape (N, k); got {out_shape} for one input")
@@ -591,11 +637,9 @@ def kernel_cost(
     none), read by :func:`ntkbook.timing.xla_accounting`. A measuring tool for
     chapter 14 and the benchmarks, not a unit-tested claim.
     """
-    if kind not in ("entk", "trace", "pntk"):
-        raise ValueError(f"kind must be 'entk', 'trace' or 'pntk', got {kind!r}")
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    x, _ = _check_inputs(x, None)
+    _checks.choice(kind, "kind", ("entk", "trace", "pntk"))
+    repeats = _checks.positive_int(repeats, "repeats")
+    x, _ = _check_inputs(x, None, apply_fn, params)
     fn = _pntk_head(apply_fn, "first") if kind == "pntk" else apply_fn
     kfn = _nt_kernel_fn(fn, "structured", (-1,) if kind == "trace" else (), (), vmap_axes)
     compiled, _ = timing.compile_timed(kfn, x, None, params)
@@ -674,17 +718,13 @@ def arccos_kernels(
     >>> k.ntk.shape == (len(x), len(x))
     True
     """
-    if isinstance(hidden_layers, bool) or not isinstance(hidden_layers, (int, np.integer)) or hidden_layers < 1:
-        raise ValueError(f"hidden_layers must be an integer >= 1, got {hidden_layers!r}")
-    out_W_std = W_std if out_W_std is None else out_W_std
-    if not (W_std > 0 and out_W_std > 0):
-        raise ValueError(f"W_std and out_W_std must be positive, got {W_std}, {out_W_std}")
-    b_var = 0.0 if b_std is None else float(b_std) ** 2
-    if b_std is not None and b_std < 0:
-        raise ValueError(f"b_std must be >= 0 or None, got {b_std}")
-    x1 = jnp.asarray(x1)
+    hidden_layers = _checks.positive_int(hidden_layers, "hidden_layers")
+    W_std = _checks.positive(W_std, "W_std")
+    out_W_std = W_std if out_W_std is None else _checks.positive(out_W_std, "out_W_std")
+    b_var = 0.0 if b_std is None else _checks.nonneg(b_std, "b_std") ** 2
+    x1 = _checks.finite_array(x1, "x1")
     same = jnp.eye(x1.shape[0], dtype=bool) if x2 is None and x1.ndim == 2 else False
-    x2 = x1 if x2 is None else jnp.asarray(x2)
+    x2 = x1 if x2 is None else _checks.finite_array(x2, "x2")
     if x1.ndim != 2 or x2.ndim != 2 or x1.shape[1] != x2.shape[1]:
         raise ValueError(f"x1 and x2 must have shapes (N1, n0) and (N2, n0), got {x1.shape} and {x2.shape}")
     n0 = x1.shape[1]

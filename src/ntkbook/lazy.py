@@ -32,10 +32,18 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from . import _checks
+
 ScalarFn = Callable[[Any], jax.Array]
 
 
 def _check_scalar(fn: ScalarFn, params: Any) -> None:
+    if not callable(fn):
+        raise TypeError(f"fn must be a function fn(params) -> scalar, got {type(fn).__name__}")
+    bad = sum(int(np.sum(~np.isfinite(np.asarray(leaf)))) for leaf in jax.tree_util.tree_leaves(params)
+              if np.issubdtype(np.asarray(leaf).dtype, np.inexact))
+    if bad:
+        raise ValueError(f"params contain {bad} NaN or inf entries")
     shape = jax.eval_shape(fn, params).shape
     if shape not in ((), (1,), (1, 1)):
         raise ValueError(f"fn must return a scalar (the output on one input), got shape {shape}")
@@ -78,6 +86,7 @@ def hessian_operator_norm(fn: ScalarFn, params: Any, *, tol: float = 1e-4) -> fl
     the same ``fn`` object across calls to compile once.
     """
     _check_scalar(fn, params)
+    tol = _checks.positive(tol, "tol")
     flat, unravel = ravel_pytree(params)
 
     def hvp(v: np.ndarray) -> np.ndarray:
@@ -113,6 +122,7 @@ def diagnostics(fn: ScalarFn, params: Any, target: float) -> LazyDiagnostics:
         target: the label ``y_bar`` of that input.
     """
     _check_scalar(fn, params)
+    _checks.finite(target, "target")
     g = gradient_norm(fn, params)
     h = hessian_operator_norm(fn, params)
     r = abs(float(_scalar(fn)(params)) - float(target))
@@ -190,11 +200,13 @@ def jacobian_change(apply_fn: Callable, params0: Any, params: Any, x: Any, *, en
     Raises:
         ValueError: mismatched parameter trees, bad ``x`` or ensemble axes.
     """
-    x = jnp.asarray(x)
+    x = _checks.finite_array(x, "x")
     if x.ndim < 2 or x.shape[0] < 1:
         raise ValueError(f"x must have shape (N, *features) with N >= 1, got {x.shape}")
     _check_pair(params0, params)
+    _checks.boolean(ensemble, "ensemble")
     if not ensemble:
+        _checks.network_inputs(apply_fn, params0, x[:1], "x")
         jac, ker = _change_jit(apply_fn, params0, params, x)
         return JacobianChange(jacobian=float(jac), kernel=float(ker))
     sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in jax.tree_util.tree_leaves(params0)}

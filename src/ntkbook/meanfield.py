@@ -48,23 +48,8 @@ PHASES: tuple[str, ...] = ("ordered", "edge_of_chaos", "chaotic")
 
 
 # --------------------------------------------------------------------------- checks
-def _check_activation(activation: str) -> str:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    return activation
-
-
 def _check_variances(W_var: float, b_var: float) -> tuple[float, float]:
-    for name, value in (("W_var", W_var), ("b_var", b_var)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-        if not np.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value}")
-    if W_var <= 0:
-        raise ValueError(f"W_var (sigma_w^2) must be positive, got {W_var}")
-    if b_var < 0:
-        raise ValueError(f"b_var (sigma_b^2) must be non-negative, got {b_var}")
-    return float(W_var), float(b_var)
+    return _checks.positive(W_var, "W_var (sigma_w^2)"), _checks.nonneg(b_var, "b_var (sigma_b^2)")
 
 
 def _check_moment_args(widths: Any, W_var: float, x_norm_sq: float) -> tuple[np.ndarray, float]:
@@ -78,12 +63,6 @@ def _check_moment_args(widths: Any, W_var: float, x_norm_sq: float) -> tuple[np.
     W_var, _ = _check_variances(W_var, 0.0)
     _checks.positive(x_norm_sq, "x_norm_sq")
     return n.astype(float), W_var
-
-
-def _check_depth(depth: int, name: str = "depth") -> int:
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {depth!r}")
-    return int(depth)
 
 
 def check_phase(phase: str) -> str:
@@ -141,10 +120,10 @@ def gaussian_moments(q: Any, activation: str) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         Two arrays of the shape of ``q``.
     """
-    _check_activation(activation)
+    _checks.choice(activation, "activation", ACTIVATIONS)
     q = np.asarray(q, dtype=float)
-    if np.any(q < 0):
-        raise ValueError("variances q must be non-negative")
+    if np.any(q < 0) or np.any(np.isnan(q)):
+        raise ValueError("variances q must be non-negative (and not NaN)")
     if activation == "relu":
         return q / 2.0, np.full_like(q, 0.5)
     if activation == "erf":
@@ -165,10 +144,10 @@ def bivariate_moments(q1: Any, q2: Any, q12: Any, activation: str) -> tuple[np.n
     and 1e-9 at ``q = 20``, for all correlations ``c`` including ``c -> 1``; unequal variances are not
     supported for tanh (the book only needs inputs of equal norm).
     """
-    _check_activation(activation)
+    _checks.choice(activation, "activation", ACTIVATIONS)
     q1, q2, q12 = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (q1, q2, q12)))
-    if np.any(q1 < 0) or np.any(q2 < 0):
-        raise ValueError("variances q1, q2 must be non-negative")
+    if np.any(q1 < 0) or np.any(q2 < 0) or np.any(np.isnan(q1)) or np.any(np.isnan(q2)) or np.any(np.isnan(q12)):
+        raise ValueError("variances q1, q2 must be non-negative, and q1, q2, q12 not NaN")
     norm = np.sqrt(q1 * q2)
     c = np.clip(np.divide(q12, norm, out=np.ones_like(norm), where=norm > 0), -1.0, 1.0)
     if activation == "relu":
@@ -228,11 +207,10 @@ def forward(
     Returns:
         A :class:`Forward`.
     """
-    depth = _check_depth(depth)
+    depth = _checks.positive_int(depth, "depth")
     W_var, b_var = _check_variances(W_var, b_var)
-    _check_activation(activation)
-    if not q0 > 0:
-        raise ValueError(f"q0 (input second moment) must be positive, got {q0}")
+    _checks.choice(activation, "activation", ACTIVATIONS)
+    _checks.positive(q0, "q0 (input second moment)")
     c0 = np.asarray(c0, dtype=float)
     if np.any(np.abs(c0) > 1.0) or not np.all(np.isfinite(c0)):
         raise ValueError(f"c0 (input cosine) must lie in [-1, 1], got {c0}")
@@ -313,8 +291,7 @@ def ntk_parts(
         :class:`NTKParts`; entry ``L - 1`` belongs to the network of depth ``L`` (the
         off-diagonal arrays have shape ``(depth, *c0.shape)``).
     """
-    if not alpha0 > 0:
-        raise ValueError(f"alpha0 must be positive, got {alpha0}")
+    _checks.positive(alpha0, "alpha0")
     return _parts(forward(depth, W_var, b_var, activation, q0=q0, c0=c0), W_var, activation, alpha0)
 
 
@@ -370,11 +347,10 @@ def sphere_kernels(cosines: Any, depth: int, W_var: float, b_var: float, activat
     ``n_nodes`` Chebyshev-Lobatto points of ``[-1, 1]`` and interpolated (error
     ~1e-10, see the tests).
     """
-    depth = _check_depth(depth)
-    _check_activation(activation)
+    depth = _checks.positive_int(depth, "depth")
+    _checks.choice(activation, "activation", ACTIVATIONS)
     c = np.asarray(cosines, dtype=float)
-    if np.any(np.abs(c) > 1 + 1e-6):
-        raise ValueError("cosines must lie in [-1, 1]")
+    _checks.finite_values(c, "cosines", low=-1.0, high=1.0, slack=1e-6)
     # Cosines within 1e-12 of 1 are a point paired with itself up to rounding; arccos
     # would turn that rounding into an error of 1e-8 (ReLU), so snap them to 1.
     c = np.where(c > 1.0 - 1e-12, 1.0, np.clip(c, -1.0, 1.0))
@@ -386,8 +362,7 @@ def sphere_kernels(cosines: Any, depth: int, W_var: float, b_var: float, activat
 
     if activation in ("relu", "erf"):
         return SphereKernels(*direct(c))
-    if isinstance(n_nodes, bool) or not isinstance(n_nodes, (int, np.integer)) or n_nodes < 4:
-        raise ValueError(f"n_nodes must be an integer >= 4, got {n_nodes!r}")
+    _checks.positive_int(n_nodes, "n_nodes", minimum=4)
     nodes = np.cos(np.pi * np.arange(n_nodes) / (n_nodes - 1))
     values = direct(nodes)  # one vectorised pass over all nodes
     coefs = [np.polynomial.chebyshev.chebfit(nodes, v, n_nodes - 1) for v in values]
@@ -405,7 +380,7 @@ def fixed_point(W_var: float, b_var: float, activation: str) -> float:
     is 0 unless the map's slope at 0 exceeds 1.
     """
     W_var, b_var = _check_variances(W_var, b_var)
-    _check_activation(activation)
+    _checks.choice(activation, "activation", ACTIVATIONS)
     if activation == "relu":
         a = W_var / 2.0
         if a < 1.0:
@@ -451,7 +426,7 @@ def critical_weight_variance(b_var: float, activation: str) -> float:
     For tanh and erf found with Brent's method (1 and ``pi / 4`` at ``sigma_b = 0``).
     """
     _check_variances(1.0, b_var)
-    _check_activation(activation)
+    _checks.choice(activation, "activation", ACTIVATIONS)
     if activation == "relu":
         return 2.0
     return float(optimize.brentq(lambda w: chi1(w, b_var, activation) - 1.0, 1e-2, 1e3, xtol=1e-12, rtol=1e-12))
@@ -480,8 +455,7 @@ def correlation_map(c: Any, W_var: float, b_var: float, activation: str, *, q: f
         if not np.isfinite(q):
             raise ValueError("the variance map has no finite fixed point here; pass q explicitly")
     c = np.asarray(c, dtype=float)
-    if np.any(np.abs(c) > 1):
-        raise ValueError("correlations c must lie in [-1, 1]")
+    _checks.finite_values(c, "correlations c", low=-1.0, high=1.0)
     q_next = W_var * gaussian_moments(q, activation)[0] + b_var
     return (W_var * bivariate_moments(q, q, c * q, activation)[0] + b_var) / q_next
 
@@ -529,7 +503,7 @@ def correlation_fixed_point(W_var: float, b_var: float, activation: str) -> floa
 
 def _positive_fixed_point(W_var: float, b_var: float, activation: str) -> float:
     W_var, b_var = _check_variances(W_var, b_var)
-    _check_activation(activation)
+    _checks.choice(activation, "activation", ACTIVATIONS)
     q_star = fixed_point(W_var, b_var, activation)
     if not (np.isfinite(q_star) and q_star > 0):
         raise ValueError(
@@ -611,12 +585,11 @@ def output_variance(q_out: Any, q_out_cross: Any, kappa_ratio: Any, n_train: int
         kappa_ratio: ``kappa_1 / kappa_2 >= 1``.
         n_train: ``S >= 1``.
     """
-    n_train = _check_depth(n_train, "n_train")
+    n_train = _checks.positive_int(n_train, "n_train")
     q, qs, ratio = (np.asarray(v, dtype=float) for v in (q_out, q_out_cross, kappa_ratio))
-    if np.any(q < 0):
-        raise ValueError("q_out must be non-negative")
-    if np.any(ratio < 1 - 1e-12):
-        raise ValueError("kappa_ratio = kappa_1 / kappa_2 must be >= 1")
+    _checks.finite_values(q, "q_out", low=0.0)
+    _checks.finite_values(qs, "q_out_cross")
+    _checks.finite_values(ratio, "kappa_ratio = kappa_1 / kappa_2", low=1.0, slack=1e-12)
     a = n_train / (ratio + n_train - 1)
     return (1 + a**2 / n_train) * (q - qs) + (a - 1) ** 2 * qs
 
@@ -640,10 +613,8 @@ def ntk_dispersion_limit(lam: Any, phase: str, *, alpha0: float = 1.0) -> np.nda
     """
     check_phase(phase)
     lam = np.asarray(lam, dtype=float)
-    if np.any(lam <= 0):
-        raise ValueError("lam (depth-to-width ratio) must be positive")
-    if not alpha0 > 0:
-        raise ValueError(f"alpha0 must be positive, got {alpha0}")
+    _checks.finite_values(lam, "lam (depth-to-width ratio)", low=0.0, low_open=True)
+    _checks.positive(alpha0, "alpha0")
     if phase == "ordered":
         return np.ones_like(lam)
     e5, e1 = np.exp(5 * lam), np.exp(lam)
@@ -782,9 +753,8 @@ def ntk_dispersion(depth: Any, width: int, W_var: float, *, alpha0: float = 1.0)
     depths = np.atleast_1d(np.asarray(depth))
     if not np.issubdtype(depths.dtype, np.integer) or np.any(depths < 1):
         raise ValueError(f"depth must be an integer >= 1 or an array of them, got {depth!r}")
-    width = _check_depth(width, "width")
-    if not alpha0 > 0:
-        raise ValueError(f"alpha0 must be positive, got {alpha0}")
+    width = _checks.positive_int(width, "width")
+    _checks.positive(alpha0, "alpha0")
     n0 = max(1, int(round(alpha0 * width)))
     out = np.array([ntk_moments([n0] + [width] * (int(d) - 1), W_var).dispersion for d in depths.ravel()])
     return out.reshape(depths.shape) if np.ndim(depth) else out[0]
@@ -793,7 +763,7 @@ def ntk_dispersion(depth: Any, width: int, W_var: float, *, alpha0: float = 1.0)
 def relu_correlation(rho: Any) -> np.ndarray:
     """``r(t) = (sqrt(1 - t^2) + t pi/2 + t arcsin t) / pi``: the cosine of two ReLU layers' outputs
     given the cosine ``t`` of their inputs, at infinite width (thesis §3.2, below eq. 18)."""
-    t = np.clip(np.asarray(rho, dtype=float), -1.0, 1.0)
+    t = np.clip(_checks.finite_values(rho, "rho"), -1.0, 1.0)
     return (np.sqrt(1 - t**2) + t * np.pi / 2 + t * np.arcsin(t)) / np.pi
 
 
@@ -806,10 +776,9 @@ def offdiag_ratio_estimate(rho0: float, depth: int, W_var: float) -> float:
     (thesis §3.2 eq. 18). It keeps only the bias part of the kernel, which
     dominates in the ordered phase.
     """
-    depth = _check_depth(depth)
+    depth = _checks.positive_int(depth, "depth")
     W_var, _ = _check_variances(W_var, 0.0)
-    if not -1.0 <= rho0 <= 1.0:
-        raise ValueError(f"rho0 (input cosine) must lie in [-1, 1], got {rho0}")
+    _checks.finite(rho0, "rho0 (input cosine)", low=-1.0, high=1.0)
     a = W_var / 2.0
     rho = np.empty(max(depth - 1, 1))
     rho[0] = rho0

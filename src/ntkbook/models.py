@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _compat
+from . import _checks, _compat
 
 _compat.apply()
 from neural_tangents import stax  # noqa: E402
@@ -41,6 +41,7 @@ class Model(NamedTuple):
 
 
 def _activation(name: str):
+    _checks.choice(name, "activation", ACTIVATIONS)
     if name == "relu":
         return stax.Relu()
     if name == "erf":
@@ -57,20 +58,20 @@ def _activation(name: str):
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
 
 
-def _check_parameterization(p: str) -> str:
-    if p not in ("ntk", "standard"):
-        raise ValueError(f"parameterization must be 'ntk' or 'standard', got {p!r}")
-    return p
+def _check_stds(activation: str, W_std: Any, b_std: Any, out_W_std: Any = None) -> tuple[float, float | None, float]:
+    """``(W_std, b_std, out_W_std)`` checked: finite, ``W_std > 0``, ``b_std >= 0`` or ``None``."""
+    _checks.choice(activation, "activation", ACTIVATIONS)
+    W_std = default_weight_std(activation) if W_std is None else _checks.positive(W_std, "W_std")
+    out_W_std = W_std if out_W_std is None else _checks.positive(out_W_std, "out_W_std")
+    if b_std is not None:
+        _checks.nonneg(b_std, "b_std")
+    return W_std, b_std, out_W_std
 
 
-def _check_widths(widths: Sequence[int], name: str, *, allow_empty: bool = False) -> tuple[int, ...]:
-    widths = tuple(widths)
-    if not widths and not allow_empty:
-        raise ValueError(f"{name} must list at least one width")
-    for w in widths:
-        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
-            raise ValueError(f"{name} must be positive integers, got {widths}")
-    return tuple(int(w) for w in widths)
+def _serial(layers: list) -> tuple:
+    """``stax.serial(*layers)`` whose ``apply_fn`` refuses a parameter list of the wrong length."""
+    init_fn, apply_fn, kernel_fn = stax.serial(*layers)
+    return init_fn, _checks.checked_apply(apply_fn, len(layers)), kernel_fn
 
 
 def default_weight_std(activation: str) -> float:
@@ -106,20 +107,15 @@ def mlp(
     >>> net = mlp([512, 512], 10)
     >>> _, params = net.init_fn(jax.random.PRNGKey(0), (-1, 64))
     """
-    return Model(*stax.serial(*_mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std)))
+    return Model(*_serial(_mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std)))
 
 
 def _mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std) -> list:
     """The checked ``stax`` layers of :func:`mlp`: ``[Dense, act] * len(hidden) + [Dense]``."""
-    hidden = _check_widths(hidden, "hidden")
-    (out_dim,) = _check_widths([out_dim], "out_dim")
-    _check_parameterization(parameterization)
-    W_std = default_weight_std(activation) if W_std is None else float(W_std)
-    out_W_std = W_std if out_W_std is None else float(out_W_std)
-    if W_std <= 0 or out_W_std <= 0:
-        raise ValueError(f"W_std and out_W_std must be positive, got {W_std}, {out_W_std}")
-    if b_std is not None and b_std < 0:
-        raise ValueError(f"b_std must be >= 0 or None, got {b_std}")
+    hidden = _checks.positive_ints(hidden, "hidden")
+    out_dim = _checks.positive_int(out_dim, "out_dim")
+    _checks.choice(parameterization, "parameterization", ("ntk", "standard"))
+    W_std, b_std, out_W_std = _check_stds(activation, W_std, b_std, out_W_std)
     layers = []
     for width in hidden:
         layers += [stax.Dense(width, W_std=W_std, b_std=b_std, parameterization=parameterization),
@@ -142,27 +138,46 @@ def cnn(
 
     Used for the 8x8 digits (``data.digits(flatten=False)``).
     """
-    channels = _check_widths(channels, "channels")
-    (out_dim,) = _check_widths([out_dim], "out_dim")
-    _check_parameterization(parameterization)
-    W_std = default_weight_std(activation) if W_std is None else float(W_std)
+    channels = _checks.positive_ints(channels, "channels")
+    out_dim = _checks.positive_int(out_dim, "out_dim")
+    _checks.choice(parameterization, "parameterization", ("ntk", "standard"))
+    W_std, b_std, _ = _check_stds(activation, W_std, b_std)
+    filter_shape = _checks.positive_ints(filter_shape, "filter_shape")
+    if len(filter_shape) != 2:
+        raise ValueError(f"filter_shape must be (height, width), got {filter_shape!r}")
     layers = []
     for c in channels:
         layers += [stax.Conv(c, filter_shape, padding="SAME", W_std=W_std, b_std=b_std,
                              parameterization=parameterization),
                    _activation(activation)]
     layers += [stax.Flatten(), stax.Dense(out_dim, W_std=W_std, b_std=b_std, parameterization=parameterization)]
-    return Model(*stax.serial(*layers))
+    return Model(*_serial(layers))
+
+
+def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
+    """``(batch, *features)`` with ``batch`` positive or ``-1`` and positive feature sizes."""
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence) or len(input_shape) < 2:
+        raise ValueError(f"input_shape must be (batch, *features), e.g. (-1, 64), got {input_shape!r}")
+    batch, *features = input_shape
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or (batch < 1 and batch != -1):
+        raise ValueError(f"input_shape must start with a positive batch size or -1, got {input_shape!r}")
+    _checks.positive_ints(features, "input_shape")
+    return tuple(int(v) for v in input_shape)
 
 
 def init_params(model: Model, key: jax.Array, input_shape: Sequence[int]) -> Any:
     """Initial parameters for inputs of shape ``(batch, *features)`` (batch may be -1)."""
+    key = _checks.key(key)
+    input_shape = _check_input_shape(input_shape)
     _, params = model.init_fn(key, tuple(input_shape))
     return params
 
 
 def init_ensemble(model: Model, key: jax.Array, input_shape: Sequence[int], n: int) -> Any:
     """``n`` independent initialisations stacked along a new leading axis (for ``jax.vmap``)."""
+    key = _checks.key(key)
+    input_shape = _check_input_shape(input_shape)
+    n = _checks.positive_int(n, "n")
     keys = jax.random.split(key, n)
     return jax.vmap(lambda k: model.init_fn(k, tuple(input_shape))[1])(keys)
 
@@ -195,8 +210,7 @@ def centered_scaled(apply_fn: ApplyFn, params0: Any, alpha: float) -> ApplyFn:
     ``1 / alpha``; train it with learning rate ``lr / alpha**2`` to keep the
     function-space time scale fixed.
     """
-    if not alpha > 0:
-        raise ValueError(f"alpha must be positive, got {alpha}")
+    alpha = _checks.positive(alpha, "alpha")
 
     def apply_alpha(params, x, **kwargs):
         return alpha * (apply_fn(params, x, **kwargs) - apply_fn(params0, x, **kwargs))
@@ -239,7 +253,7 @@ def mlp_features(
         def apply_fn(params, x, **kwargs):
             return apply_prefix(params[:n_layers], x, **kwargs)
 
-        return apply_fn
+        return _checks.checked_apply(apply_fn, len(layers))
 
     out = {f"hidden{i + 1}": prefix(2 * (i + 1)) for i in range(len(layers) // 2)}
     out["logits"] = prefix(len(layers))
@@ -283,15 +297,15 @@ def split_mlp(
     ((N, 128), (10, 128))
     """
     layers = _mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std)
-    model = Model(*stax.serial(*layers))
+    model = Model(*_serial(layers))
     _, feature_apply, _ = stax.serial(*layers[:-1])
-    W_std = default_weight_std(activation) if W_std is None else float(W_std)
-    out_W_std = W_std if out_W_std is None else float(out_W_std)
+    W_std, b_std, out_W_std = _check_stds(activation, W_std, b_std, out_W_std)
 
     def features(params, x, **kwargs):
         return feature_apply(params[:-1], x, **kwargs)
 
     def readout(params):
+        _checks.layer_count(params, len(layers))
         w, b = params[-1]
         if parameterization == "ntk":
             w = w * (out_W_std / np.sqrt(w.shape[0]))
@@ -299,4 +313,4 @@ def split_mlp(
         bias = jnp.zeros(w.shape[1], w.dtype) if b is None else jnp.reshape(b, (-1,))
         return w.T, bias
 
-    return SplitMLP(model, features, readout)
+    return SplitMLP(model, _checks.checked_apply(features, len(layers)), readout)

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import dispersion, progress
+from . import _checks, dispersion, progress
 
 LR_RULES: tuple[str, ...] = ("shared", "per_network")
 
@@ -65,26 +65,19 @@ class GridResult(NamedTuple):
     diverged: np.ndarray
 
 
-def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_grid(depths: Sequence[int], W_vars: Sequence[float], b_var: float) -> tuple[np.ndarray, np.ndarray]:
-    depths = np.asarray([_positive_int(d, "depths (each depth L)") for d in depths], dtype=int)
+    depths = np.asarray(_checks.positive_ints(depths, "depths (each depth L)", allow_empty=True), dtype=int)
     if depths.size == 0:
         raise ValueError("depths must contain at least one depth L >= 1")
     W_vars = np.asarray(W_vars, dtype=float)
     if W_vars.ndim != 1 or W_vars.size == 0 or not np.all(np.isfinite(W_vars)) or np.any(W_vars <= 0):
         raise ValueError(f"W_vars must be a non-empty list of positive sigma_w^2 values, got {W_vars!r}")
-    if not (np.isfinite(b_var) and b_var >= 0):
-        raise ValueError(f"b_var (sigma_b^2) must be a non-negative number, got {b_var!r}")
+    _checks.nonneg(b_var, "b_var (sigma_b^2)")
     return depths, W_vars
 
 
 def _check_steps(steps: int, record_steps: Sequence[int] | None) -> np.ndarray:
-    steps = _positive_int(steps, "steps")
+    steps = _checks.positive_int(steps, "steps")
     rec = np.unique(np.asarray([steps] if record_steps is None else list(record_steps), dtype=int))
     if rec.size == 0 or rec[0] < 1 or rec[-1] > steps:
         raise ValueError(f"record_steps must lie in [1, steps={steps}], got {record_steps!r}")
@@ -92,8 +85,8 @@ def _check_steps(steps: int, record_steps: Sequence[int] | None) -> np.ndarray:
 
 
 def _check_data(x: Any, y: Any) -> tuple[jax.Array, jax.Array]:
-    x = jnp.asarray(x, dtype=jnp.float32)
-    y = jnp.asarray(y, dtype=jnp.float32)
+    x = _checks.finite_array(x, "x", dtype=jnp.float32)
+    y = _checks.finite_array(y, "y", dtype=jnp.float32)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"x must be a (S, n0) array with S >= 2 training inputs, got shape {x.shape}")
     if y.shape != (x.shape[0],):
@@ -179,17 +172,16 @@ def train_grid(
     Raises:
         ValueError: bad grid, data, steps, rule or fraction, before anything is computed.
     """
-    dispersion._check_key(key)
+    _checks.key(key)
+    _checks.nonneg(b_var, "b_var (sigma_b^2)")
     depths, W_vars = _check_grid(depths, W_vars, float(b_var))
     x, y = _check_data(x, y)
-    width = _positive_int(width, "width")
-    dispersion._check_activation(activation)
+    width = _checks.positive_int(width, "width")
+    _checks.choice(activation, "activation", dispersion.ACTIVATIONS)
     rec = _check_steps(steps, record_steps)
-    if lr_rule not in LR_RULES:
-        raise ValueError(f"lr_rule must be one of {LR_RULES}, got {lr_rule!r}")
-    if not (isinstance(fraction, (int, float, np.floating)) and 0 < fraction < 2):
-        raise ValueError(f"fraction must be a number in (0, 2), got {fraction!r}")
-    n_seeds = _positive_int(n_seeds, "n_seeds")
+    _checks.choice(lr_rule, "lr_rule", LR_RULES)
+    _checks.finite(fraction, "fraction", low=0.0, high=2.0, low_open=True, high_open=True)
+    n_seeds = _checks.positive_int(n_seeds, "n_seeds")
 
     S, n0 = x.shape
     G = W_vars.size * n_seeds  # networks per depth, sigma_w^2-major

@@ -525,6 +525,189 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# ----------------------------------------------------------- feasibility of every preset
+#: Images in the smallest class of scikit-learn's digits (digit 8); ``tests/test_presets.py``
+#: checks this against the data. Kept here as a number: reading a preset must not load data.
+DIGITS_MIN_PER_CLASS = 174
+#: Even and odd digits in the whole set (891 even, 906 odd).
+DIGITS_PARITY = {"even": 891, "odd": 906}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _scalars(name: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, (tuple, list)):
+        return [(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    return [(name, value)]
+
+
+def _check_field(name: str, value: Any) -> str | None:
+    """Every size is a positive int; every real is finite and >= 0; every tuple is non-empty."""
+    import math
+
+    if isinstance(value, (tuple, list)) and not value:
+        return f"{name} is empty"
+    for label, v in _scalars(name, value):
+        if isinstance(v, bool) or isinstance(v, str):
+            continue
+        if _is_int(v):
+            if v < 1:
+                return f"{label} = {v} is not a positive size"
+        elif isinstance(v, float):
+            if not math.isfinite(v) or v < 0:
+                return f"{label} = {v} is not a finite non-negative number"
+        else:
+            return f"{label} = {v!r} is not plain data (int, float, str, bool or a tuple of them)"
+    return None
+
+
+def _need(ok: bool, message: str) -> str | None:
+    return None if ok else message
+
+
+def _records(v: dict, steps: str, records: str | int) -> str | None:
+    """``record_schedule(steps, records)`` needs ``records >= 2`` distinct points in ``[0, steps]``."""
+    n = records if _is_int(records) else v[records]
+    label = records if isinstance(records, str) else f"the {records} record points"
+    return _need(2 <= n <= v[steps] + 1, f"{label} = {n} record points do not fit {steps} = {v[steps]} "
+                                           f"(need 2 <= records <= steps + 1)")
+
+
+def _digits(v: dict, *parts: str | int) -> str | None:
+    """Per-class draws from the digits: their sum must not exceed the smallest class (174)."""
+    total = sum(p if _is_int(p) else v[p] for p in parts)
+    names = " + ".join(p if isinstance(p, str) else str(p) for p in parts)
+    return _need(total <= DIGITS_MIN_PER_CLASS, f"{names} = {total} images per class; the smallest digits class "
+                                                f"has {DIGITS_MIN_PER_CLASS}")
+
+
+def _parity(v: dict, ns: str, val: str, test: str) -> str | None:
+    total = max(v[ns]) + v[val] + v[test]
+    return _need((total + 1) // 2 <= DIGITS_PARITY["even"] and total // 2 <= DIGITS_PARITY["odd"],
+                 f"max({ns}) + {val} + {test} = {total} digits; the parity split has {DIGITS_PARITY['even']} even "
+                 f"and {DIGITS_PARITY['odd']} odd")
+
+
+def _within(v: dict, sub: str, steps: str) -> str | None:
+    return _need(all(1 <= r <= v[steps] for r in v[sub]), f"{sub} = {v[sub]} must lie in [1, {steps} = {v[steps]}]")
+
+
+def _subset(v: dict, sub: str, of: str) -> str | None:
+    return _need(set(v[sub]) <= set(v[of]), f"{sub} = {v[sub]} must be a subset of {of} = {v[of]}")
+
+
+def _increasing(v: dict, name: str) -> str | None:
+    x = v[name]
+    return _need(all(a < b for a, b in zip(x, x[1:])), f"{name} = {x} must be strictly increasing")
+
+
+#: What each chapter's fields imply, beyond positive sizes: record points that fit their
+#: steps, data sizes the data sets have, sub-lists of lists, orderings.
+_RULES: dict[str, list] = {
+    "01_lazy": [lambda v: _records(v, "train_steps", "anim_frames"), lambda v: _increasing(v, "train_widths"),
+                lambda v: _need(len(v["train_nets"]) == len(v["train_widths"]),
+                                "train_nets must give one count per entry of train_widths"),
+                lambda v: _need(len(v["jac_nets"]) == len(v["jac_widths"]),
+                                "jac_nets must give one count per entry of jac_widths")],
+    "02_ntk_flow": [lambda v: _records(v, "ellipse_steps", "ellipse_frames"), lambda v: _records(v, "lin_steps", 12),
+                    lambda v: _digits(v, 20, 50), lambda v: _increasing(v, "flow_widths")],
+    "03_infinite_width": [lambda v: _records(v, "ens_steps", "ens_frames"), lambda v: _records(v, "digits_steps", 10),
+                          lambda v: _digits(v, "digits_train", "digits_test"), lambda v: _increasing(v, "conv_widths")],
+    "04_signal_propagation": [
+        lambda v: _need(v["check_depth"] <= v["mc_depth"], f"check_depth = {v['check_depth']} exceeds mc_depth = "
+                                                           f"{v['mc_depth']}"),
+        lambda v: _need(max(v["ov_check_depths"]) <= v["mc_depth"],
+                        f"ov_check_depths = {v['ov_check_depths']} exceed mc_depth = {v['mc_depth']}")],
+    "05_finite_ntk": [lambda v: _digits(v, "grid_per_class", 1), lambda v: _within(v, "grid_records", "grid_steps"),
+                      lambda v: _increasing(v, "grid_records"),
+                      lambda v: _need(v["w_ordered"] < 2.0 < v["w_chaotic"],
+                                      "w_ordered must be below and w_chaotic above ReLU's edge of chaos (2)")],
+    "06_ntk_trace": [lambda v: _digits(v, "train_per_class", 50), lambda v: _records(v, "train_steps", "train_records"),
+                     lambda v: _records(v, "ablation_steps", "ablation_records"),
+                     lambda v: _need(v["trace_n"] <= 10 * (v["train_per_class"] + 50),
+                                     "trace_n exceeds the images of the split")],
+    "07_trace_margin": [lambda v: _digits(v, "per_class", 50), lambda v: _records(v, "steps", "records"),
+                        lambda v: _need(len(set(v["classes"])) == len(v["classes"]) == 2
+                                        and all(0 <= c <= 9 for c in v["classes"]),
+                                        f"classes = {v['classes']} must be two distinct digits"),
+                        lambda v: _need(v["anim_frames"] <= v["records"], "anim_frames exceeds records")],
+    "08_grokking": [lambda v: _records(v, "steps", "records"), lambda v: _records(v, "tf_steps", "tf_records"),
+                    lambda v: _records(v, "digits_steps", "digits_records"),
+                    lambda v: _records(v, "digits_baseline_steps", 21),
+                    lambda v: _digits(v, "digits_train_per_class", "digits_test_per_class"),
+                    lambda v: _need(0 < v["train_fraction"] < 1 and 0 < v["tf_fraction"] < 1,
+                                    "train_fraction and tf_fraction must lie in (0, 1)"),
+                    lambda v: _need(v["p"] >= 2 and v["tf_p"] >= 2, "p and tf_p must be moduli >= 2"),
+                    lambda v: _need(v["tf_d_model"] % v["tf_heads"] == 0, "tf_d_model must be a multiple of tf_heads"),
+                    lambda v: _need(v["acc_rise"] < v["acc_jump"] <= 1 and v["digits_acc_rise"] < v["digits_acc_jump"]
+                                    <= 1, "acc_rise < acc_jump <= 1 (and the digits_ pair) are accuracies")],
+    "09_semisup": [lambda v: _records(v, "steps", "records"), lambda v: _records(v, "sweep_steps", "sweep_records"),
+                   lambda v: _digits(v, "n_labelled", "n_test"), lambda v: _digits(v, max(v["sweep_labelled"]), "n_test"),
+                   lambda v: _need(all(0 < t < 1 for t in v["taus"]), "taus must lie in (0, 1)"),
+                   lambda v: _need(0 < v["threshold"] <= 1, "threshold must lie in (0, 1]"),
+                   lambda v: _need(v["batch_size"] <= 10 * v["n_labelled"],
+                                   f"batch_size = {v['batch_size']} exceeds the 10 * n_labelled labelled images"),
+                   lambda v: _need(v["mu"] * v["batch_size"] + v["n_probe"] <= 1797 - 10 * (v["n_labelled"] + v["n_test"]),
+                                   "mu * batch_size and n_probe exceed the unlabelled images")],
+    "10_scaling_laws": [lambda v: _records(v, "steps", "n_records"), lambda v: _increasing(v, "ns"),
+                        lambda v: _increasing(v, "digits_ns"), lambda v: _increasing(v, "sweep_widths"),
+                        lambda v: _parity(v, "digits_ns", "digits_val", "digits_test"),
+                        lambda v: _need(v["momentum"] < 1, "momentum must lie in [0, 1)"),
+                        lambda v: _need(v["after_n0"] <= max(v["ns"]), "after_n0 exceeds max(ns)")],
+    "11_ntk_alignment": [lambda v: _records(v, "steps", "records"), lambda v: _digits(v, "per_class", 10),
+                         lambda v: _need(v["frames"] <= v["records"], "frames exceeds records")],
+    "12_collapse_ode": [lambda v: _records(v, "steps", "records"), lambda v: _digits(v, "net_per_class", 10),
+                        lambda v: _need(2 <= v["classes"] <= 10, "classes must lie in [2, 10]"),
+                        lambda v: _need(v["per_class"] >= 2, "per_class must be >= 2"),
+                        lambda v: _need(v["feature_dim"] >= v["classes"] + 1, "feature_dim must be >= classes + 1"),
+                        lambda v: _need(v["n_times"] >= 2, "n_times must be >= 2")],
+    "13_one_step": [lambda v: _records(v, "toy_steps", "toy_records"), lambda v: _records(v, "dpo_steps", 21),
+                    lambda v: _digits(v, "digits_train_per_class", "digits_probe_per_class"),
+                    lambda v: _need(v["eta_min"] < v["eta"] < v["eta_max"], "eta must lie in (eta_min, eta_max)"),
+                    lambda v: _need(v["eta_points"] >= 2, "eta_points must be >= 2"),
+                    lambda v: _need(v["toy_checkpoints"] <= v["toy_records"]
+                                    and v["toy_frames"] <= v["toy_records"],
+                                    "toy_checkpoints and toy_frames must not exceed toy_records"),
+                    lambda v: _need(v["toy_batch"] <= v["toy_n"], "toy_batch exceeds toy_n")],
+    "14_pseudo_ntk": [lambda v: _digits(v, "n_train_per_class", "n_test_per_class"),
+                      lambda v: _subset(v, "show_widths", "widths"), lambda v: _increasing(v, "widths"),
+                      lambda v: _need(v["heat_inputs"] <= 10 * v["n_train_per_class"], "heat_inputs exceeds the images")],
+    "15_lookahead": [lambda v: _digits(v, "pool_per_class", "test_per_class"),
+                     lambda v: _need(max(v["rank_sizes"]) <= 10 * v["pool_per_class"],
+                                     f"rank_sizes = {v['rank_sizes']} exceed the pool of 10 * pool_per_class images"),
+                     lambda v: _need(v["initial"] + v["rounds"] * v["per_round"] <= 10 * v["pool_per_class"],
+                                     "initial + rounds * per_round exceeds the pool"),
+                     lambda v: _need(v["retrain_labelled"] + v["retrain_candidates"] <= 10 * v["pool_per_class"],
+                                     "retrain_labelled + retrain_candidates exceeds the pool"),
+                     lambda v: _need(v["momentum"] < 1, "momentum must lie in [0, 1)")],
+}
+
+
+def check_values(chapter: str, preset: str, values: Mapping[str, Any]) -> None:
+    """Refuse a preset that cannot run, before any work: the message names chapter, preset and field.
+
+    Checks every field (sizes are positive ints, reals finite and >= 0, tuples non-empty)
+    and the chapter's rules (:data:`_RULES`): record points that fit their steps, data
+    sizes the data sets have (digits per class <= 174), sub-lists, orderings.
+
+    Raises:
+        ValueError: the first infeasible field.
+    """
+    for name, value in values.items():
+        problem = _check_field(name, value)
+        if problem:
+            raise ValueError(f"preset {preset!r} of chapter {chapter!r}: {problem}")
+    for rule in _RULES.get(chapter, ()):
+        try:
+            problem = rule(values)
+        except KeyError as err:
+            raise ValueError(f"preset {preset!r} of chapter {chapter!r} has no field {err}") from None
+        if problem:
+            raise ValueError(f"preset {preset!r} of chapter {chapter!r}: {problem}")
+
+
 def chapters() -> tuple[str, ...]:
     """Names of the chapters that have presets."""
     return tuple(CHAPTERS)
@@ -539,10 +722,12 @@ def config(chapter: str, preset: str | None = None, seed_value: int | None = Non
         seed_value: the book seed; ``None`` reads ``$NTKBOOK_SEED`` (default 0).
 
     Raises:
-        ValueError: unknown chapter, preset or an invalid seed.
+        ValueError: unknown chapter, preset or an invalid seed, or a preset that cannot
+            run (:func:`check_values`: the message names the field).
     """
     name = current() if preset is None else validate(preset)
     if chapter not in CHAPTERS:
         raise ValueError(f"unknown chapter {chapter!r}; expected one of {', '.join(CHAPTERS)}")
     s = seed() if seed_value is None else validate_seed(seed_value)
+    check_values(chapter, name, CHAPTERS[chapter][name])
     return Config(chapter, name, CHAPTERS[chapter][name], s)

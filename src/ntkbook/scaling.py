@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import _checks
 from . import data as _data
 from . import kernels as _kernels
 from . import progress as _progress
@@ -58,12 +59,6 @@ Params = Any
 
 
 # ----------------------------------------------------------------------- checks
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _check_labels(y: Any, name: str) -> np.ndarray:
     y = np.asarray(y, dtype=np.float32)
     if y.ndim < 1 or not np.all(np.abs(y) == 1.0):
@@ -99,13 +94,10 @@ class Protocol:
     n_records: int = 30
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
-        if not (isinstance(self.momentum, (int, float)) and 0.0 <= self.momentum < 1.0):
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
-        _check_positive_int(self.steps, "steps")
-        if _check_positive_int(self.n_records, "n_records") < 2:
-            raise ValueError(f"n_records must be at least 2, got {self.n_records}")
+        _checks.positive(self.learning_rate, "learning_rate")
+        _checks.probability(self.momentum, "momentum", open_high=True)
+        _checks.positive_int(self.steps, "steps")
+        _checks.positive_int(self.n_records, "n_records", minimum=2)
 
     @property
     def record_steps(self) -> np.ndarray:
@@ -250,10 +242,8 @@ def kernel_descent(
     rec = np.asarray(record_steps)
     if rec.ndim != 1 or rec.size == 0 or rec[0] < 0 or np.any(np.diff(rec) <= 0):
         raise ValueError("record_steps must be a non-empty, strictly increasing sequence of steps >= 0")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+    _checks.positive(learning_rate, "learning_rate")
+    _checks.probability(momentum, "momentum", open_high=True)
     y = y.astype(k.dtype)
     alpha, nu = jnp.zeros_like(y), jnp.zeros_like(y)
     lr, mom = jnp.asarray(learning_rate, k.dtype), jnp.asarray(momentum, k.dtype)
@@ -296,8 +286,7 @@ def critical_learning_rate(k_train: Any, *, momentum: float = 0.0) -> float:
     k = jnp.asarray(k_train)
     if k.ndim != 2 or k.shape[0] != k.shape[1]:
         raise ValueError(f"k_train must be a square (n, n) matrix, got shape {k.shape}")
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+    _checks.probability(momentum, "momentum", open_high=True)
     v0 = jnp.ones((k.shape[0],), k.dtype) + 0.01 * jnp.arange(k.shape[0], dtype=k.dtype) / k.shape[0]
     lam = float(_power_iteration(k, v0))
     return 2.0 * (1.0 + momentum) * k.shape[0] / lam
@@ -364,6 +353,7 @@ def _check_split(split: _data.HeldOutSplit) -> _data.HeldOutSplit:
         x, y = np.shape(getattr(split, xs)), np.shape(getattr(split, ys))
         if len(x) < 2 or x[0] != y[0] or len(y) != 1:
             raise ValueError(f"{xs} must have shape (n, d) and {ys} shape (n,), got {x} and {y}")
+        _checks.finite_array(getattr(split, xs), f"split.{xs}")
     return split
 
 
@@ -616,11 +606,28 @@ def learning_curves(
         :class:`LearningCurves` (the comparisons keep the final network parameters).
     """
     which = _check_models(which)
-    ns_arr = np.asarray([_check_positive_int(n, "ns entries") for n in ns])
+    ns_arr = np.asarray(_checks.positive_ints(ns, "ns entries", allow_empty=True), dtype=int)
     if ns_arr.size < 1 or np.any(np.diff(ns_arr) <= 0):
         raise ValueError(f"ns must be a non-empty increasing sequence, got {list(ns)}")
-    repeats = _check_positive_int(repeats, "repeats")
+    repeats = _checks.positive_int(repeats, "repeats")
+    _checks.key(key)
+    if not callable(sample):
+        raise TypeError(f"sample must be a function sample(key, n) -> HeldOutSplit, got {type(sample).__name__}")
+    if not isinstance(protocol, Protocol):
+        raise TypeError(f"protocol must be a scaling.Protocol, got {type(protocol).__name__}")
+    if not hasattr(net, "init_fn") or not hasattr(net, "apply_fn"):
+        raise TypeError(f"net must be a models.Model (init_fn, apply_fn, kernel_fn), got {type(net).__name__}")
+    if batch_size is not None:
+        _checks.positive_int(batch_size, "batch_size")
     data_keys = [jax.random.fold_in(key, r) for r in range(repeats)]
+    # Draw the largest training set once before any training: a split that cannot be
+    # drawn (e.g. more digits than the data set has) fails here, not after the smaller sizes.
+    try:
+        largest = _check_split(sample(data_keys[0], int(ns_arr[-1])))
+    except ValueError as err:
+        raise ValueError(f"ns: the largest size n={int(ns_arr[-1])} cannot be drawn by sample: {err}") from None
+    _checks.network_inputs(net.apply_fn, net.init_fn(data_keys[0], tuple(input_shape))[1],
+                           np.asarray(largest.x_train[:1]), "input_shape / the sampled inputs")
     init_key = jax.random.fold_in(key, 10**6)
     params0 = jax.vmap(lambda k: net.init_fn(k, tuple(input_shape))[1])(jax.random.split(init_key, repeats))
     comps, errors = [], {name: np.zeros((ns_arr.size, repeats)) for name in which}
@@ -662,7 +669,7 @@ def exponent_gap(fit_a: PowerLawFit, fit_b: PowerLawFit) -> ExponentGap:
 def subset(split: _data.HeldOutSplit, n: int) -> _data.HeldOutSplit:
     """The same split with only the first ``n`` training samples."""
     split = _check_split(split)
-    n = _check_positive_int(n, "n")
+    n = _checks.positive_int(n, "n")
     if n > len(split.x_train):
         raise ValueError(f"n={n} exceeds the {len(split.x_train)} training samples of the split")
     return split._replace(x_train=split.x_train[:n], y_train=split.y_train[:n])

@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import augment, data, train, trace
+from . import _checks, augment, data, train, trace
 
 ApplyFn = Callable[..., jax.Array]
 
@@ -79,9 +79,9 @@ def semisup_split(n_labelled_per_class: int, n_test_per_class: int, key: jax.Arr
         A :class:`SemiSupSplit` of the 1797 scikit-learn digits, ``normalize="pixels"``
         (background 0, the fill value of :mod:`ntkbook.augment`).
     """
-    n_lab = data._positive_int(n_labelled_per_class, "n_labelled_per_class")
-    n_test = data._positive_int(n_test_per_class, "n_test_per_class")
-    data._check_key(key)
+    n_lab = _checks.positive_int(n_labelled_per_class, "n_labelled_per_class")
+    n_test = _checks.positive_int(n_test_per_class, "n_test_per_class")
+    _checks.key(key)
     x, y = data.digits(normalize="pixels")
     both = data.balanced_indices(y, n_lab + n_test, key).reshape(data.DIGITS_CLASSES, n_lab + n_test)
     lab, test = both[:, :n_lab].ravel(), both[:, n_lab:].ravel()
@@ -356,7 +356,7 @@ def train_fixmatch(
         ValueError / TypeError: bad sizes, threshold, momenta, a missing key.
     """
     threshold = _check_threshold(threshold)
-    mu = _check_posint(mu, "mu")
+    mu = _checks.positive_int(mu, "mu")
     return _train(apply_fn, params, split, steps, key=key, taus=taus, threshold=threshold,
                   unlabelled_weight=unlabelled_weight, batch_size=batch_size, mu=mu, learning_rate=learning_rate,
                   momentum=momentum, weight_decay=weight_decay, weak_shift=weak_shift, strong_kwargs=strong_kwargs,
@@ -406,24 +406,29 @@ def _train(apply_fn, params, split, steps, *, key, taus, threshold, unlabelled_w
     # ---- checks, before any compilation
     if not isinstance(split, SemiSupSplit):
         raise TypeError(f"split must be a SemiSupSplit (from semisup_split), got {type(split).__name__}")
-    data._check_key(key)
+    _checks.key(key)
     if probe_key is not None:
-        data._check_key(probe_key, "probe_key")
-    steps = _check_posint(steps, "steps")
+        _checks.key(probe_key, "probe_key")
+    steps = _checks.positive_int(steps, "steps")
     taus = _check_taus(taus)
     unlabelled_weight = _check_nonneg(unlabelled_weight, "unlabelled_weight")
     weak_shift = _check_nonneg(weak_shift, "weak_shift", integer=True)
     strong_kwargs = dict(strong_kwargs or {})
-    augment.strong(jax.random.PRNGKey(0), jnp.zeros((1, 64), jnp.float32), **strong_kwargs)  # validates the kwargs
+    augment.strong_settings(**strong_kwargs)  # validates the kwargs (augments nothing)
     x_l, y_l = jnp.asarray(split.x_labelled), jnp.asarray(split.y_labelled)
     x_u = jnp.asarray(split.x_unlabelled)
     n_l, n_u = x_l.shape[0], x_u.shape[0]
-    batch_size = _check_posint(batch_size, "batch_size")
+    k_net = int(jax.eval_shape(apply_fn, params, _checks.network_inputs(apply_fn, params, x_l, "split.x_labelled")[:1])
+                .shape[-1])
+    _checks.finite_array(x_u, "split.x_unlabelled")
+    _checks.labels(np.asarray(split.y_labelled), "split.y_labelled", k_net)
+    _checks.labels(np.asarray(split.y_test), "split.y_test", k_net)
+    batch_size = _checks.positive_int(batch_size, "batch_size")
     if batch_size > n_l:
         raise ValueError(f"batch_size must be at most the {n_l} labelled images, got {batch_size}")
     if not supervised and mu * batch_size > n_u:
         raise ValueError(f"mu * batch_size = {mu * batch_size} exceeds the {n_u} unlabelled images")
-    n_probe = _check_posint(n_probe, "n_probe")
+    n_probe = _checks.positive_int(n_probe, "n_probe")
     if n_probe > n_u:
         raise ValueError(f"n_probe must be at most the {n_u} unlabelled images, got {n_probe}")
 
@@ -509,10 +514,7 @@ def _train(apply_fn, params, split, steps, *, key, taus, threshold, unlabelled_w
 
 # --------------------------------------------------------------------------- checks
 def _check_threshold(threshold: Any) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)) \
-            or not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be a confidence in (0, 1], got {threshold!r}")
-    return float(threshold)
+    return _checks.probability(threshold, "threshold (a confidence)", open_low=True)
 
 
 def _check_taus(taus: Any) -> tuple[float, ...]:
@@ -520,16 +522,10 @@ def _check_taus(taus: Any) -> tuple[float, ...]:
         values = tuple(float(t) for t in taus)
     except TypeError:
         raise TypeError(f"taus must be a sequence of EMA momenta, got {type(taus).__name__}") from None
-    if not values or not all(0 < t < 1 for t in values):
+    if not values or not all(0 < t < 1 for t in values):  # NaN fails 0 < t
         raise ValueError(f"taus must be non-empty with every tau in (0, 1), got {taus!r}")
     return values
 
 
-def _check_posint(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _check_nonneg(value: Any, name: str, *, integer: bool = False) -> Any:
-    return augment._check_nonneg(value, name, integer=integer)
+    return _checks.nonneg_int(value, name) if integer else _checks.nonneg(value, name)

@@ -30,11 +30,7 @@ from typing import Any
 import jax
 import numpy as np
 
-
-def _check_count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+from . import _checks
 
 
 def best_time(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1) -> dict[str, Any]:
@@ -59,8 +55,8 @@ def best_time(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1) -> di
 
     >>> best_time(lambda: f(a, b), repeats=5)["min_s"]
     """
-    repeats = _check_count(repeats, "repeats", 1)
-    warmup = _check_count(warmup, "warmup", 0)
+    repeats = _checks.positive_int(repeats, "repeats")
+    warmup = _checks.nonneg_int(warmup, "warmup")
     for _ in range(warmup):
         jax.block_until_ready(fn())
     times: list[float] = []

@@ -62,7 +62,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import kernels, timing
+from . import _checks, kernels, timing
 
 #: One-sided confidence with which the probe count chosen for ``rtol`` covers the true variance.
 RTOL_CONFIDENCE = 0.9
@@ -109,48 +109,26 @@ class TraceEstimate(NamedTuple):
 
 # --------------------------------------------------------------------------- checks
 def _check_x(x: Any) -> jax.Array:
-    x = jnp.asarray(x)
+    x = _checks.finite_array(x, "x")
     if x.ndim < 2 or x.shape[0] < 1:
         raise ValueError(f"x must have shape (N, *features) with N >= 1, got {x.shape}")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"x must be a floating-point array, got dtype {x.dtype}")
-    if not bool(jnp.all(jnp.isfinite(x))):
-        raise ValueError(f"x contains {int(jnp.sum(~jnp.isfinite(x)))} NaN or inf entries; the trace would be NaN")
     return x
 
 
 def _output_dim(apply_fn: ApplyFn, params: Any, x: jax.Array) -> int:
+    if not callable(apply_fn):
+        raise TypeError(f"apply_fn must be a function f(params, x), got {type(apply_fn).__name__}")
+    _checks.network_inputs(apply_fn, params, x[:1], "x")
     shape = jax.eval_shape(apply_fn, params, x[:1]).shape
     if len(shape) != 2:
         raise ValueError(f"apply_fn must return shape (N, k) (flatten intermediate outputs); got {shape} for one input")
     return int(shape[1])
 
 
-def _check_probes(probes: Any) -> int:
-    if isinstance(probes, bool) or not isinstance(probes, (int, np.integer)) or probes < 1:
-        raise ValueError(f"probes must be a positive integer, got {probes!r}")
-    return int(probes)
-
-
-def _check_eps(eps: Any) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) or not eps > 0 \
-            or not math.isfinite(eps):
-        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
-    return float(eps)
-
-
 def _check_key(key: Any, method: str) -> jax.Array:
     if key is None:
         raise ValueError(f"method={method!r} draws random probes: pass key=jax.random.PRNGKey(...)")
-    if not isinstance(key, jax.Array) or key.shape not in ((2,), ()):
-        raise TypeError(f"key must be a jax.random key, got {type(key).__name__}")
-    return key
-
-
-def _check_probe_kind(kind: str) -> str:
-    if kind not in ("gaussian", "rademacher"):
-        raise ValueError(f"probe must be 'gaussian' or 'rademacher', got {kind!r}")
-    return kind
+    return _checks.key(key)
 
 
 # --------------------------------------------------------------------------- probes
@@ -339,17 +317,16 @@ def ntk_trace(
 
     >>> ntk_trace(net.apply_fn, params, x, method="jvp", key=jax.random.PRNGKey(0), probes=64).rel_stderr
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    probe = _check_probe_kind(probe)
-    eps = _check_eps(eps)
+    _checks.choice(method, "method", METHODS)
+    probe = _checks.choice(probe, "probe", ("gaussian", "rademacher"))
+    eps = _checks.positive(eps, "eps")
     if probes is not None:
-        probes = _check_probes(probes)
-    pilot_probes = _check_probes(pilot_probes)
-    max_probes = _check_probes(max_probes)
-    if rtol is not None and (isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.floating, np.integer))
-                             or not rtol > 0 or not math.isfinite(rtol)):
-        raise ValueError(f"rtol must be a positive finite number (a relative standard error), got {rtol!r}")
+        probes = _checks.positive_int(probes, "probes")
+    pilot_probes = _checks.positive_int(pilot_probes, "pilot_probes")
+    max_probes = _checks.positive_int(max_probes, "max_probes")
+    if rtol is not None:
+        _checks.positive(rtol, "rtol (a relative standard error)")
+    _checks.boolean(antithetic, "antithetic")
     if method == "fd" and probe != "gaussian":
         raise ValueError("method='fd' is the Gaussian perturbation estimator of Thm 4.1: use probe='gaussian'")
     if method == "auto" and rtol is None:
@@ -379,7 +356,16 @@ def _probe_estimate(apply_fn, params, x, key, method, probe, eps, antithetic, pr
         probes = per_unit * math.ceil(probes / per_unit)
         samples = _estimates(apply_fn, params, x, key, probes, method, probe, eps, antithetic, mask)
         return _result(samples, 0.0, method, eps_used, n, k, antithetic)
-    # rtol given: pilot, then as many probes as an upper confidence bound on the
+    # rtol given. A Gaussian probe's estimate v^T K v has variance 2 ||K||_F^2 >= 2 Tr(K)^2 / (N k)
+    # (K is N k x N k and PSD), so no run reaches rtol with fewer than 2 / (N k rtol^2) probes:
+    # refuse a hopeless rtol before drawing any probe.
+    if probe == "gaussian":
+        at_least = math.ceil(2.0 / (n * k * rtol**2))
+        if at_least > max_probes:
+            raise ValueError(
+                f"rtol={rtol:g} needs at least {at_least} Gaussian probes for N k = {n * k} outputs "
+                f"(more than max_probes={max_probes}): ask for a larger rtol, raise max_probes, or use method='exact'")
+    # Then: pilot, then as many probes as an upper confidence bound on the
     # variance asks for, then once more from everything drawn (continuing the key stream).
     k_pilot, k_more = jax.random.split(key)
     pilot = per_unit * max(math.ceil(pilot / per_unit), 2)
@@ -489,6 +475,9 @@ def trace_recorder(
     probe noise. Keyword arguments go to :func:`ntk_trace`.
     """
     x = _check_x(x)
+    _checks.choice(method, "method", METHODS)
+    if method != "exact":
+        _check_key(key, method)
 
     def record(params: Any) -> float:
         return ntk_trace(apply_fn, params, x, method=method, key=key, **kwargs).normalized
@@ -561,9 +550,9 @@ def layer_traces(
     if method not in ("exact", "jvp", "fd"):
         raise ValueError(f"method must be 'exact', 'jvp' or 'fd', got {method!r}")
     x = _check_x(x)
-    eps = _check_eps(eps)
+    eps = _checks.positive(eps, "eps")
     if probes is not None:
-        probes = _check_probes(probes)
+        probes = _checks.positive_int(probes, "probes")
     groups = stax_layer_groups(params) if groups is None else dict(groups)
     if not groups:
         raise ValueError("groups must name at least one parameter group")
@@ -674,10 +663,8 @@ def input_perturbation_distance(
         ``normalized`` divides by ``N k``).
     """
     x = _check_x(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"x must be floating point to be perturbed, got {x.dtype}")
-    eps = _check_eps(eps)
-    probes = _check_probes(probes)
+    eps = _checks.positive(eps, "eps")
+    probes = _checks.positive_int(probes, "probes")
     key = _check_key(key, "input perturbation")
     n, k = x.shape[0], _output_dim(apply_fn, params, x)
     keys = jax.random.split(key, probes)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import _checks
 from . import progress as _progress
 
 Params = Any
@@ -93,8 +94,9 @@ def record_schedule(steps: int, n_records: int, *, spacing: str = "linear") -> n
     ``spacing="log"`` puts them evenly on a log axis (plus step 0), which suits
     quantities that change fast early and slowly later.
     """
-    if steps < 1 or n_records < 2:
-        raise ValueError(f"need steps >= 1 and n_records >= 2, got steps={steps}, n_records={n_records}")
+    steps = _checks.positive_int(steps, "steps")
+    n_records = _checks.positive_int(n_records, "n_records", minimum=2)
+    _checks.choice(spacing, "spacing", ("linear", "log"))
     if spacing == "linear":
         pts = np.linspace(0, steps, n_records)
     elif spacing == "log":
@@ -214,12 +216,24 @@ def fit(
         DivergenceError: the loss or the parameters stopped being finite (with
             ``on_nonfinite="raise"``).
     """
-    if on_nonfinite not in ON_NONFINITE:
-        raise ValueError(f"on_nonfinite must be one of {ON_NONFINITE}, got {on_nonfinite!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    _checks.choice(on_nonfinite, "on_nonfinite", ON_NONFINITE)
+    steps = _checks.positive_int(steps, "steps")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function loss_fn(params, batch), got {type(loss_fn).__name__}")
+    if not hasattr(optimizer, "init") or not hasattr(optimizer, "update"):
+        raise TypeError(f"optimizer must be an optax GradientTransformation (e.g. optax.sgd(0.1)), "
+                        f"got {type(optimizer).__name__}")
     if sample_batch is not None and key is None:
         raise ValueError("sample_batch needs a PRNG key: pass key=jax.random.PRNGKey(...)")
+    if key is not None:
+        _checks.key(key)
+    _checks.boolean(progress, "progress")
+    if isinstance(data, tuple) and len(data) == 2 and all(hasattr(a, "shape") and np.ndim(a) >= 1 for a in data):
+        # The usual (x, y) batch: one row of each per example.
+        _checks.same_rows(data[0], "data[0] (the inputs)", data[1], "data[1] (the targets)")
+        for a, name in zip(data, ("data[0] (the inputs)", "data[1] (the targets)")):
+            if jnp.issubdtype(jnp.result_type(a), jnp.floating):
+                _checks.finite_array(a, name)
     rec = np.array(sorted(set(int(s) for s in (record_steps if record_steps is not None else (0, steps)))))
     if rec.size and (rec[0] < 0 or rec[-1] > steps):
         raise ValueError(f"record_steps must lie in [0, {steps}], got {rec[0]}..{rec[-1]}")
@@ -336,14 +350,11 @@ def classifier_optimizer(
     The update is ``v <- g + wd w + mu v``, ``w <- w - lr_t v`` with
     ``lr_t = lr (1 + cos(pi t / T)) / 2`` for ``schedule="cosine"``.
     """
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    _checks.positive(learning_rate, "learning_rate")
+    _checks.probability(momentum, "momentum", open_high=True)
+    _checks.nonneg(weight_decay, "weight_decay")
+    _checks.choice(schedule, "schedule", SCHEDULES)
+    _checks.positive_int(steps, "steps")
     lr = optax.cosine_decay_schedule(learning_rate, steps) if schedule == "cosine" else learning_rate
     parts = [optax.add_decayed_weights(weight_decay)] if weight_decay > 0 else []
     parts.append(optax.sgd(lr, momentum=momentum or None))
@@ -404,16 +415,12 @@ def fit_classifier(
     Raises:
         ValueError: unknown loss or schedule, bad labels, a bad batch size, a missing key.
     """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if len(split) != 4:
+    _checks.choice(loss, "loss", LOSSES)
+    if isinstance(split, (str, bytes)) or not isinstance(split, Sequence) or len(split) != 4:
         raise ValueError("split must be (x_train, y_train, x_test, y_test)")
     optimizer = classifier_optimizer(learning_rate, steps, momentum=momentum, weight_decay=weight_decay,
                                      schedule=schedule)
-    x_tr, y_tr, x_te, y_te = (jnp.asarray(a) for a in split)
-    if x_tr.shape[0] != y_tr.shape[0] or x_te.shape[0] != y_te.shape[0] or y_tr.ndim != 1 or y_te.ndim != 1:
-        raise ValueError(f"labels must be 1-D and match the inputs, got {x_tr.shape}/{y_tr.shape}, "
-                         f"{x_te.shape}/{y_te.shape}")
+    x_tr, y_tr, x_te, y_te = _check_split(apply_fn, params, split)
     if loss == "logistic":
         if not (bool(jnp.all(jnp.abs(y_tr) == 1)) and bool(jnp.all(jnp.abs(y_te) == 1))):
             raise ValueError("loss='logistic' needs labels in {-1, +1}")
@@ -434,6 +441,7 @@ def fit_classifier(
             raise ValueError(f"batch_size must be an integer in [1, {n}] or None, got {batch_size!r}")
         if key is None:
             raise ValueError("minibatch training needs a PRNG key: pass key=jax.random.PRNGKey(...)")
+        _checks.key(key)
 
         def sample_batch(k, data):
             idx = jax.random.choice(k, n, (batch_size,), replace=False)
@@ -444,6 +452,21 @@ def fit_classifier(
     return fit(loss_fn, params, optimizer, steps, data=(x_tr, y_tr), sample_batch=sample_batch, key=key,
                record_steps=record_steps, record_fn=record_fn, progress=progress, desc=desc,
                learning_rate=learning_rate)
+
+
+def _check_split(apply_fn: Callable, params: Params, split: Sequence[Any]) -> tuple[jax.Array, ...]:
+    """``(x_train, y_train, x_test, y_test)`` as JAX arrays: 1-D labels matching the inputs,
+    finite float inputs (or integer tokens) that the network's parameters accept."""
+    x_tr, y_tr, x_te, y_te = (jnp.asarray(a) for a in split)
+    if x_tr.shape[0] != y_tr.shape[0] or x_te.shape[0] != y_te.shape[0] or y_tr.ndim != 1 or y_te.ndim != 1:
+        raise ValueError(f"labels must be 1-D and match the inputs, got {x_tr.shape}/{y_tr.shape}, "
+                         f"{x_te.shape}/{y_te.shape}")
+    _checks.network_inputs(apply_fn, params, x_tr, "x_train (split[0])", allow_int=True)
+    _checks.network_inputs(apply_fn, params, x_te, "x_test (split[2])", allow_int=True)
+    for y, name in ((y_tr, "y_train (split[1])"), (y_te, "y_test (split[3])")):
+        if jnp.issubdtype(y.dtype, jnp.floating):
+            _checks.finite_array(y, name)
+    return x_tr, y_tr, x_te, y_te
 
 
 def _split_recorder(apply_fn: Callable, loss_fn: LossFn, acc_fn: Callable, split: Sequence[jax.Array],
@@ -510,14 +533,11 @@ def fit_recorded(
         ValueError: unknown loss, non-integer labels or labels out of range,
             mismatched shapes.
     """
-    if loss not in RECORDED_LOSSES:
-        raise ValueError(f"loss must be one of {RECORDED_LOSSES}, got {loss!r}")
-    if len(split) != 4:
+    _checks.choice(loss, "loss", RECORDED_LOSSES)
+    if isinstance(split, (str, bytes)) or not isinstance(split, Sequence) or len(split) != 4:
         raise ValueError("split must be (x_train, y_train, x_test, y_test)")
-    x_tr, y_tr, x_te, y_te = (jnp.asarray(a) for a in split)
-    if x_tr.shape[0] != y_tr.shape[0] or x_te.shape[0] != y_te.shape[0] or y_tr.ndim != 1 or y_te.ndim != 1:
-        raise ValueError(f"labels must be 1-D and match the inputs, got {x_tr.shape}/{y_tr.shape}, "
-                         f"{x_te.shape}/{y_te.shape}")
+    _checks.positive_int(steps, "steps")
+    x_tr, y_tr, x_te, y_te = _check_split(apply_fn, params, split)
     if not (jnp.issubdtype(y_tr.dtype, jnp.integer) and jnp.issubdtype(y_te.dtype, jnp.integer)):
         raise ValueError(f"labels must be integers, got {y_tr.dtype} and {y_te.dtype}")
     k = int(jax.eval_shape(apply_fn, params, x_tr[:1]).shape[-1])

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _checks
+
 ApplyFn = Callable[..., jax.Array]
 
 
@@ -38,12 +40,6 @@ class Transformer(NamedTuple):
     apply_fn: ApplyFn
     vocab: int
     seq_len: int
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def transformer(
@@ -77,12 +73,12 @@ def transformer(
         ValueError: a size that is not a positive integer, or ``d_model`` not
             divisible by ``heads``.
     """
-    vocab = _positive_int(vocab, "vocab")
-    seq_len = _positive_int(seq_len, "seq_len")
-    out_dim = _positive_int(out_dim, "out_dim")
-    d_model = _positive_int(d_model, "d_model")
-    heads = _positive_int(heads, "heads")
-    d_mlp = _positive_int(d_mlp, "d_mlp")
+    vocab = _checks.positive_int(vocab, "vocab")
+    seq_len = _checks.positive_int(seq_len, "seq_len")
+    out_dim = _checks.positive_int(out_dim, "out_dim")
+    d_model = _checks.positive_int(d_model, "d_model")
+    heads = _checks.positive_int(heads, "heads")
+    d_mlp = _checks.positive_int(d_mlp, "d_mlp")
     if d_model % heads:
         raise ValueError(f"d_model ({d_model}) must be divisible by heads ({heads})")
     d_head = d_model // heads

@@ -205,8 +205,12 @@ def test_rtol_is_met_in_at_least_the_stated_fraction_of_runs(x64):
 
 def test_too_small_rtol_is_refused_before_the_probes_are_drawn(x64):
     net, params, x = _setup("relu")
-    with pytest.raises(ValueError, match="rtol=0.0001 needs about .* probes .*max_probes=20000"):
+    # Gaussian probes: the bound Var >= 2 Tr(K)^2 / (N k) refuses it before any probe is drawn ...
+    with pytest.raises(ValueError, match=r"rtol=0.0001 needs at least \d+ Gaussian probes .*max_probes=20000"):
         trace.ntk_trace(net.apply_fn, params, x, method="jvp", key=jax.random.PRNGKey(0), rtol=1e-4)
+    # ... and where that bound allows it, the pilot's variance bound refuses it before the main draw.
+    with pytest.raises(ValueError, match=r"rtol=0.05 needs about \d+ probes \(more than max_probes=30\)"):
+        trace.ntk_trace(net.apply_fn, params, x, method="jvp", key=jax.random.PRNGKey(0), rtol=0.05, max_probes=30)
     with pytest.raises(ValueError, match="max_probes=50"):
         trace.ntk_trace(net.apply_fn, params, x, method="fd", key=jax.random.PRNGKey(0), rtol=0.01, max_probes=50)
     # auto falls back to the exact trace instead

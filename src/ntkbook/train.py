@@ -229,11 +229,19 @@ def fit(
         _checks.key(key)
     _checks.boolean(progress, "progress")
     if isinstance(data, tuple) and len(data) == 2 and all(hasattr(a, "shape") and np.ndim(a) >= 1 for a in data):
-        # The usual (x, y) batch: one row of each per example.
-        _checks.same_rows(data[0], "data[0] (the inputs)", data[1], "data[1] (the targets)")
         for a, name in zip(data, ("data[0] (the inputs)", "data[1] (the targets)")):
             if jnp.issubdtype(jnp.result_type(a), jnp.floating):
                 _checks.finite_array(a, name)
+    if data is not None and sample_batch is None:
+        # The loss decides what a batch is (an ensemble's per-network targets, say), so its
+        # shapes are checked by tracing it abstractly: no compile, no FLOPs, before any step.
+        try:
+            out = jax.eval_shape(loss_fn, params, data)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"loss_fn(params, data) cannot be evaluated on this data (do the inputs and "
+                             f"targets agree, one row per example?): {err}") from None
+        if not hasattr(out, "shape") or out.shape != ():
+            raise ValueError(f"loss_fn(params, data) must return a scalar, got {out}")
     rec = np.array(sorted(set(int(s) for s in (record_steps if record_steps is not None else (0, steps)))))
     if rec.size and (rec[0] < 0 or rec[-1] > steps):
         raise ValueError(f"record_steps must lie in [0, {steps}], got {rec[0]}..{rec[-1]}")

@@ -452,7 +452,8 @@ def test_publishing_workflows():
 # --- The teaching layer (CONTRIBUTING.md), for the chapters that have been refereed ---
 # Chapters join this list when they have been reworked to the conventions.
 REFEREED = ["01_lazy", "02_ntk_flow", "03_infinite_width", "04_signal_propagation", "05_finite_ntk", "06_ntk_trace",
-            "07_trace_margin", "08_grokking", "09_semisup", "10_scaling_laws"]
+            "07_trace_margin", "08_grokking", "09_semisup", "10_scaling_laws", "11_ntk_alignment",
+            "12_collapse_ode", "13_one_step", "14_pseudo_ntk", "15_lookahead", "A_performance"]
 DIRECTIVE = re.compile(r"^(:{3,}|`{3,})\{(exercise|solution|prf:[a-z]+|admonition)\}([^\n]*)\n((?::[a-z-]+:[^\n]*\n)*)", re.M)
 
 

@@ -85,6 +85,7 @@ def check_version(version: str, tests: list[str], out_dir: pathlib.Path) -> dict
     text = log.read_text()
     summary = [ln for ln in text.splitlines() if re.search(r"\d+ (passed|failed)", ln)]
     row.update(
+        tests=" ".join(tests),
         unit_tests_ok=code == 0,
         summary=summary[-1].strip("= ") if summary else "",
         test_seconds=round(time.perf_counter() - t1),

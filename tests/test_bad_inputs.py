@@ -160,6 +160,8 @@ CASES: list[Case] = [
          lambda c: kernels.gradient_flow_mse(c["k"], np.ones(6), NAN), ValueError, r"\bt\b"),
     Case("kernels.gradient_flow_mse learning_rate=0",
          lambda c: kernels.gradient_flow_mse(c["k"], np.ones(6), 1.0, learning_rate=0.0), ValueError, "learning_rate"),
+    Case("kernels.gradient_flow_mse indefinite kernel",
+         lambda c: kernels.gradient_flow_mse(np.diag([1.0, -0.5]), np.ones(2), 1.0), ValueError, "k_train_train"),
     Case("kernels.gradient_flow_mse NaN kernel",
          lambda c: kernels.gradient_flow_mse(np.full((2, 2), NAN), np.ones(2), 1.0), ValueError, "k_train_train"),
     Case("kernels.infinite_kernel get", lambda c: kernels.infinite_kernel(c["net"].kernel_fn, c["x"], get="cka"),

@@ -214,3 +214,24 @@ def test_one_hidden_layer_entk_is_an_unbiased_clt_draw_of_the_infinite_ntk(x64):
     # 1/width) would make width * MSE differ by a factor 8 between the two widths, a
     # difference of at least 7 min(m1, m2), far outside the band
     assert 7 * min(m1, m2) > 2 * Z * np.hypot(s1, s2), scaled
+
+
+def test_gradient_flow_mse_keeps_a_singular_float32_gram_matrix():
+    """A rank-deficient Gram matrix in float32 (N = 40 points in 3 dimensions, so 37
+    zero eigenvalues that rounding scatters around 0) is accepted, and its flow is the
+    float64 closed form to float32 accuracy; a clearly indefinite kernel is refused."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3))
+    gram = x @ x.T
+    y = rng.standard_normal(40)
+    lam64 = np.linalg.eigvalsh(gram.astype(np.float32).astype(np.float64))
+    assert np.sum(np.abs(lam64) < 1e-6 * lam64.max()) >= 37  # singular up to rounding
+    out = kernels.gradient_flow_mse(jnp.asarray(gram, jnp.float32), jnp.asarray(y, jnp.float32), 3.0).train.ravel()
+    lam, vec = np.linalg.eigh(gram)
+    lam = np.clip(lam, 0.0, None)
+    oracle = y + vec @ (np.exp(-3.0 * lam / 40) * (vec.T @ (0.0 - y)))
+    np.testing.assert_allclose(np.asarray(out, np.float64), oracle, rtol=0, atol=1e-4 * np.abs(y).max())
+    bad = gram - 0.1 * lam.max() * np.outer(x[:, 0], x[:, 0]) / (x[:, 0] @ x[:, 0])
+    bad = bad - 0.2 * lam.max() * np.eye(40)
+    with pytest.raises(ValueError, match="k_train_train is not positive semi-definite"):
+        kernels.gradient_flow_mse(jnp.asarray(bad, jnp.float32), jnp.asarray(y, jnp.float32), 3.0)

@@ -346,6 +346,26 @@ def _check_positive_definite(mat: jax.Array, ridge: float, name: str) -> None:
                          f"is a Gram matrix, with no negative eigenvalues") from None
 
 
+def _check_flow_spectrum(lam: jax.Array, name: str) -> None:
+    """Refuse an indefinite kernel in the closed-form flow instead of clipping it.
+
+    Under an indefinite ``K`` the flow ``exp(-eta t K / n)`` grows along the negative
+    directions; clipping them to zero would quietly return a different trajectory. A
+    PSD kernel's computed spectrum can dip below zero only by the backward error of
+    ``eigh``, at most ``c N eps ||K||_2`` (Golub & Van Loan, Sect. 8.1); with ``c = 10``
+    that is the tolerance. Skipped under tracing (no concrete values).
+    """
+    if _checks.is_traced(lam):
+        return
+    ev = np.asarray(lam, dtype=np.float64)
+    scale = float(np.max(np.abs(ev))) if ev.size else 0.0
+    tol = 10.0 * ev.size * float(jnp.finfo(lam.dtype).eps) * scale
+    if ev.size and float(ev.min()) < -tol:
+        raise ValueError(f"{name} is not positive semi-definite: its smallest eigenvalue is {ev.min():.3g} "
+                         f"(largest |eigenvalue| {scale:.3g}, rounding allows {-tol:.3g}); gradient flow "
+                         f"under a kernel needs a Gram matrix (no negative eigenvalues)")
+
+
 def kernel_regression(
     k_train_train: Any,
     y_train: Any,
@@ -492,7 +512,8 @@ def gradient_flow_mse(
         raise ValueError(f"f0_train must have shape {y.shape}, got {f0.shape}")
 
     lam, vec = jnp.linalg.eigh(k)
-    lam = jnp.maximum(lam, 0.0)
+    _check_flow_spectrum(lam, "k_train_train")
+    lam = jnp.maximum(lam, 0.0)  # rounding-level negatives of a PSD kernel only (checked above)
     rate = learning_rate * lam / norm
     ts = jnp.atleast_1d(t_arr)[:, None]  # (T, 1)
     if discrete:

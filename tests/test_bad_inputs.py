@@ -27,8 +27,8 @@ import numpy as np
 import optax
 import pytest
 
-from ntkbook import (augment, collapse, data, dispersion, dynamics, kernels, lazy, meanfield, metrics, models,
-                     ntk_change, presets, scaling, semisup, svm, timing, trace, train, transformer)
+from ntkbook import (augment, collapse, data, datasets, dispersion, dynamics, kernels, lazy, meanfield, metrics,
+                     models, ntk_change, presets, scaling, semisup, svm, timing, trace, train, transformer)
 
 NAN, INF = float("nan"), float("inf")
 KEY = jax.random.PRNGKey(0)
@@ -74,6 +74,7 @@ def _sampler(key, n):
 KAPPAS = (1.0, 0.4, 0.1)
 ENTK = ("kernels._nt_kernel_fn", "kernels._ntk_reference_full")
 FIT = ("train._make_runner",)
+FETCH = ("datasets._fetch_file", "datasets._raw")  # the cache lookup / download, and the parse
 PROTOCOL = dict(learning_rate=1.0)
 
 CASES: list[Case] = [
@@ -105,6 +106,29 @@ CASES: list[Case] = [
     Case("data.random_direction dim=0", lambda c: data.random_direction(0, KEY), ValueError, "dim"),
     Case("data.balanced_indices float labels", lambda c: data.balanced_indices(np.array([0.5, 1.5]), 1, KEY),
          ValueError, "labels"),
+    # -------------------------------------------------------------- datasets
+    Case("datasets.load name", lambda c: datasets.load("imagenet"), ValueError, r"\bname\b", FETCH),
+    Case("datasets.load split", lambda c: datasets.load("mnist", "val"), ValueError, r"\bsplit\b", FETCH),
+    Case("datasets.load normalize", lambda c: datasets.load("mnist", normalize="zscore"), ValueError, "normalize",
+         FETCH),
+    Case("datasets.load flatten='no'", lambda c: datasets.load("mnist", flatten="no"), TypeError, "flatten", FETCH),
+    Case("datasets.load allow_download='yes'", lambda c: datasets.load("svhn", allow_download="yes"), TypeError,
+         "allow_download", FETCH),
+    Case("datasets.split 0 per class", lambda c: datasets.split("mnist", 0, 5, KEY), ValueError, "n_train_per_class",
+         FETCH),
+    Case("datasets.split test per class 2.5", lambda c: datasets.split("cifar10", 5, 2.5, KEY), ValueError,
+         "n_test_per_class", FETCH),
+    Case("datasets.split int key", lambda c: datasets.split("mnist", 2, 2, 0), TypeError, "key", FETCH),
+    Case("datasets.split repeated classes", lambda c: datasets.split("svhn", 2, 2, KEY, classes=[3, 3]), ValueError,
+         "classes", FETCH),
+    Case("datasets.split class 10", lambda c: datasets.split("fashion_mnist", 2, 2, KEY, classes=[0, 10]),
+         ValueError, "classes", FETCH),
+    Case("datasets.split relabel=1", lambda c: datasets.split("mnist", 2, 2, KEY, relabel=1), TypeError, "relabel",
+         FETCH),
+    Case("datasets.fetch name", lambda c: datasets.fetch("cifar100"), ValueError, r"\bname\b", FETCH),
+    Case("datasets.fetch allow_download=1", lambda c: datasets.fetch("mnist", allow_download=1), TypeError,
+         "allow_download", FETCH),
+    Case("datasets.download_size name", lambda c: datasets.download_size("MNIST"), ValueError, r"\bname\b"),
     # ---------------------------------------------------------------- models
     Case("models.mlp W_std=nan", lambda c: models.mlp([8], 2, W_std=NAN), ValueError, "W_std"),
     Case("models.mlp hidden=512", lambda c: models.mlp(512, 10), TypeError, "hidden"),
@@ -423,7 +447,7 @@ def _spy(target: str):
 
 def _patch_spies(case: Case, setattr_fn) -> None:
     modules = dict(kernels=kernels, train=train, trace=trace, lazy=lazy, ntk_change=ntk_change, dispersion=dispersion,
-                   scaling=scaling, collapse=collapse)
+                   scaling=scaling, collapse=collapse, datasets=datasets)
     for target in case.spies:
         mod, attr = target.split(".")
         assert hasattr(modules[mod], attr), target
@@ -434,7 +458,7 @@ def test_the_table_is_large_and_covers_every_public_module():
     assert len(CASES) >= 80
     assert len({c.id for c in CASES}) == len(CASES)
     covered = {c.id.split(".")[0].split(" ")[0] for c in CASES}
-    assert {"data", "models", "kernels", "trace", "train", "lazy", "ntk_change", "dispersion", "meanfield", "scaling",
+    assert {"data", "datasets", "models", "kernels", "trace", "train", "lazy", "ntk_change", "dispersion", "meanfield", "scaling",
             "semisup", "augment", "collapse", "metrics", "dynamics", "transformer", "svm", "timing",
             "presets"} <= covered
 

@@ -8,6 +8,7 @@ Modules (one concept each):
 
 - :mod:`ntkbook.presets`  size presets ``ci`` / ``book`` / ``paper`` as data
 - :mod:`ntkbook.data`     offline datasets (digits, synthetic, modular arithmetic)
+- :mod:`ntkbook.datasets` the papers' image data sets (MNIST, Fashion-MNIST, CIFAR-10, SVHN), downloaded and verified
 - :mod:`ntkbook.models`   small models as ``(init_fn, apply_fn, kernel_fn)``
 - :mod:`ntkbook.kernels`  empirical and infinite NTKs, kernel regression and flow
 - :mod:`ntkbook.train`    optax training loops with recording and progress bars

@@ -1,11 +1,11 @@
 """The papers' image data sets, downloaded once and verified: MNIST, Fashion-MNIST, CIFAR-10, SVHN.
 
-The sources run their experiments on MNIST (LeCun et al. 1998, :cite:`lecun1998gradient`),
-Fashion-MNIST (Xiao et al. 2017, :cite:`xiao2017fashion`), CIFAR-10 (Krizhevsky 2009,
-:cite:`krizhevsky2009learning`) and the cropped digits of SVHN (Netzer et al. 2011,
-:cite:`netzer2011reading`). This module returns them in the structures of
+The sources run their experiments on MNIST (LeCun et al. 1998, {cite}`lecun1998gradient`),
+Fashion-MNIST (Xiao et al. 2017, {cite}`xiao2017fashion`), CIFAR-10 (Krizhevsky 2009,
+{cite}`krizhevsky2009learning`) and the cropped digits of SVHN (Netzer et al. 2011,
+{cite}`netzer2011reading`). This module returns them in the structures of
 :mod:`ntkbook.data` (``(x, y)`` arrays, a class-balanced :class:`ntkbook.data.Split`), so a
-chapter swaps the 8x8 digits for one of these by changing a name in its preset.
+chapter can swap the 8x8 digits for one of these without special code.
 
 Files. :data:`FILES` is the one table of every file: its canonical URL, SHA-256 digest
 and size in bytes, each with the place the digest was taken from. A file lives at
@@ -21,7 +21,9 @@ its digest once per process (and again if its size or modification time changes)
 ``$NTKBOOK_DATA_MIRROR`` replaces the canonical URLs by a mirror with the cache's layout
 (``<mirror>/<data set>/<file name>``): an ``http(s)://`` or ``file://`` base URL, or a
 local folder (another machine's cache folder works). Mirrored files are verified against
-the same digests.
+the same digests. To download everything ahead of a run:
+``python -c "from ntkbook import datasets; [datasets.fetch(n, allow_download=True) for n in datasets.NAMES]"``
+(about 460 MB).
 
 Pixel scaling (both return float32):
 
@@ -201,9 +203,10 @@ def _where(name: str, filename: str, path: Path, remote: Remote) -> str:
             f"  URL:      {remote.url}\n"
             f"  SHA-256:  {remote.sha256} ({remote.size} bytes)\n"
             f"  path:     {path}\n"
-            f"To place it by hand, download it from the URL (or copy it from another machine's cache), "
-            f"put it at the path above (it is checked against the SHA-256), or set ${MIRROR_VAR} to a folder "
-            f"or URL holding {name}/{filename}; ${DATA_VAR} moves the cache folder.")
+            f"To place it by hand, download it from the URL (or copy it from another machine's cache) to the "
+            f"path above; it is checked against the SHA-256 before use. ${DATA_VAR} moves the cache folder; "
+            f"with allow_download=True, ${MIRROR_VAR} (a folder or base URL) replaces the URL by "
+            f"<mirror>/{name}/{filename}.")
 
 
 # ------------------------------------------------------------------ paths

@@ -335,6 +335,7 @@ def _download(name: str, filename: str, path: Path, remote: Remote) -> None:
             raise DigestMismatchError(f"the downloaded {name}/{filename} has SHA-256 {got}, not the expected "
                                       f"digest; it was discarded and nothing was cached.\n"
                                       + _where(name, filename, path, shown))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared cache folder should be readable
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -480,7 +481,8 @@ def _raw(name: str, split: str, allow_download: bool) -> tuple[np.ndarray, np.nd
 
 def _scale(x: np.ndarray, how: str, flatten: bool) -> np.ndarray:
     n = x.shape[0]
-    out = x.reshape(n, -1).astype(np.float32) / np.float32(255.0)
+    out = x.reshape(n, -1).astype(np.float32)
+    out /= np.float32(255.0)  # in place: one float32 copy of the images, not two
     if how == "sphere":
         out -= out.mean(axis=1, keepdims=True)
         norm = np.linalg.norm(out, axis=1, keepdims=True)

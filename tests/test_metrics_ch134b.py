@@ -65,3 +65,36 @@ def test_participation_ratio_refuses_bad_input(bad):
 def test_rms_z_quantile_refuses_bad_input(nu, level):
     with pytest.raises(ValueError):
         metrics.rms_z_quantile(nu, level)
+
+
+def test_extrapolate_log_over_l_recovers_exact_model():
+    depths = (100, 300, 1000)
+    r = [3.0 + (2.5 * np.log(L) - 9.0) / L for L in depths]
+    r_inf, a, b = metrics.extrapolate_log_over_l(depths, r)
+    assert r_inf == pytest.approx(3.0, rel=1e-12)
+    assert a == pytest.approx(2.5, rel=1e-9) and b == pytest.approx(-9.0, rel=1e-9)
+
+
+def test_extrapolation_weights_bound_the_neglected_term():
+    depths = np.array([100.0, 300.0, 1000.0])
+    w = metrics.extrapolation_weights(depths)
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)
+    assert w @ (np.log(depths) / depths) == pytest.approx(0.0, abs=1e-12)
+    assert w @ (1 / depths) == pytest.approx(0.0, abs=1e-12)
+    # a next-order term c log^2 L / L^2 moves the limit by exactly c w @ e, which |w| @ |e| bounds
+    e = (np.log(depths) / depths) ** 2
+    r = 4.0 + (np.log(depths) - 2.0) / depths + 5.0 * e
+    r_inf, _, _ = metrics.extrapolate_log_over_l(depths, r)
+    assert abs(r_inf - 4.0) == pytest.approx(abs(5.0 * w @ e), rel=1e-6)
+    assert abs(r_inf - 4.0) <= 5.0 * np.abs(w) @ e
+
+
+@pytest.mark.parametrize("depths", [(1, 2), (1, 1, 2), (0, 1, 2), (1, 2, np.inf)])
+def test_extrapolation_refuses_bad_depths(depths):
+    with pytest.raises(ValueError):
+        metrics.extrapolation_weights(depths)
+
+
+def test_extrapolate_log_over_l_refuses_bad_values():
+    with pytest.raises(ValueError):
+        metrics.extrapolate_log_over_l((1, 2, 3), (1.0, np.nan, 2.0))

@@ -809,3 +809,41 @@ def rms_z_quantile(nu: float, level: float) -> float:
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     return float(np.sqrt(stats.chi2.ppf(level, nu) / nu))
+
+
+def extrapolate_log_over_l(depths: Any, values: Any) -> tuple[float, float, float]:
+    """Limit of a sequence with corrections ``(a log L + b) / L``, from three depths.
+
+    Solves ``r(L_i) = r_inf + (a log L_i + b) / L_i`` for ``i = 1, 2, 3`` exactly
+    and returns ``(r_inf, a, b)``. If the true sequence has a further term
+    ``e(L)``, the error of ``r_inf`` is ``sum_i w_i e(L_i)``, with ``w`` the first
+    row of the inverse of the 3x3 system (:func:`extrapolation_weights`).
+
+    Args:
+        depths: three distinct positive depths.
+        values: the sequence at those depths.
+
+    Raises:
+        ValueError: not three distinct positive finite depths, or non-finite values.
+    """
+    extrapolation_weights(depths)  # validates the depths
+    r = np.asarray(values, dtype=float)
+    if r.shape != (3,) or not np.all(np.isfinite(r)):
+        raise ValueError(f"values must be three finite numbers, got {values!r}")
+    L = np.asarray(depths, dtype=float)
+    design = np.stack([np.ones(3), np.log(L) / L, 1.0 / L], axis=1)
+    r_inf, a, b = np.linalg.solve(design, r)
+    return float(r_inf), float(a), float(b)
+
+
+def extrapolation_weights(depths: Any) -> np.ndarray:
+    """Weights ``w`` with ``r_inf = w @ r(L)`` in :func:`extrapolate_log_over_l`.
+
+    They sum to 1 and annihilate ``log L / L`` and ``1 / L``; ``|w| @ |e(L)|``
+    bounds the error that a neglected term ``e(L)`` leaves in the limit.
+    """
+    L = np.asarray(depths, dtype=float)
+    if L.shape != (3,) or not np.all(np.isfinite(L)) or np.any(L <= 0) or np.unique(L).size != 3:
+        raise ValueError(f"depths must be three distinct positive numbers, got {depths!r}")
+    design = np.stack([np.ones(3), np.log(L) / L, 1.0 / L], axis=1)
+    return np.linalg.inv(design)[0]

@@ -455,13 +455,13 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "ci": dict(
             arccos_depths=(1, 2, 3, 4, 5), arccos_n=16,
             conv_widths=(32, 64, 128, 256, 512, 1024), conv_seeds=16, conv_n=12,
-            ens_width=256, ens_nets=32, ens_steps=2000, ens_frames=10,
+            ens_width=256, ens_nets=64, ens_steps=2000, ens_frames=10,
             digits_train=20, digits_test=30, digits_width=512, digits_steps=300,
         ),
         "book": dict(
             arccos_depths=(1, 2, 3, 4, 5, 6, 7, 8), arccos_n=32,
             conv_widths=(32, 64, 128, 256, 512, 1024, 2048), conv_seeds=16, conv_n=16,
-            ens_width=512, ens_nets=32, ens_steps=2000, ens_frames=20,
+            ens_width=512, ens_nets=64, ens_steps=2000, ens_frames=20,
             digits_train=30, digits_test=50, digits_width=512, digits_steps=300,
         ),
         "paper": dict(

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from . import _checks
+
 
 class PowerLawFit(NamedTuple):
     """``y ~ prefactor * x ** exponent`` fitted on log-log axes."""
@@ -52,8 +54,7 @@ def fit_power_law(x: Any, y: Any, *, confidence: float = 0.95) -> PowerLawFit:
         raise ValueError(f"need at least 3 points for a fit with an interval, got {x.size}")
     if np.any(x <= 0) or np.any(y <= 0) or not np.all(np.isfinite(x * y)):
         raise ValueError("x and y must be finite and positive for a log-log fit")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    confidence = _checks.probability(confidence, "confidence", open_low=True, open_high=True)
     if np.ptp(np.log(x)) == 0:
         raise ValueError("x must take at least two distinct values")
     res = stats.linregress(np.log(x), np.log(y))
@@ -92,8 +93,8 @@ def correction_slope_allowance(x: Any, *, coefficient: float = 2.0, power: float
     x = np.asarray(x, dtype=float).ravel()
     if x.size < 2 or np.any(~np.isfinite(x)) or np.any(x <= 0) or np.ptp(np.log(x)) == 0:
         raise ValueError("x must hold finite positive values with at least two distinct ones")
-    if not (coefficient > 0 and power > 0):
-        raise ValueError(f"coefficient and power must be positive, got {coefficient}, {power}")
+    coefficient = _checks.positive(coefficient, "coefficient")
+    power = _checks.positive(power, "power")
     if coefficient * x.min() ** -power >= 1:
         raise ValueError(f"coefficient {coefficient} makes 1 - c x^-{power} non-positive at x = {x.min()}")
     logx = np.log(x)
@@ -141,6 +142,7 @@ def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = False
     Returns:
         A scalar in [-1, 1]; 1 means ``K`` is a positive multiple of ``Y Y^T``.
     """
+    centered = _checks.boolean(centered, "centered")
     k = jnp.asarray(kernel)
     y = jnp.asarray(targets)
     if y.ndim == 1:
@@ -229,12 +231,6 @@ def _margins(outputs: Any, labels: Any) -> np.ndarray:
     return f[rows, y] - other.max(axis=1)
 
 
-def _check_degree(degree: Any) -> int:
-    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
-        raise ValueError(f"degree (the homogeneity order L) must be a positive integer, got {degree!r}")
-    return int(degree)
-
-
 def normalized_margin(outputs: Any, labels: Any, params: Any, degree: int) -> float:
     """Normalised margin ``min_i q_i(w) / ||w||^L`` of an ``L``-homogeneous network (Lyu & Li 2020).
 
@@ -249,7 +245,7 @@ def normalized_margin(outputs: Any, labels: Any, params: Any, degree: int) -> fl
         params: the parameters ``w`` (any pytree).
         degree: the homogeneity order ``L``.
     """
-    degree = _check_degree(degree)
+    degree = _checks.positive_int(degree, "degree")
     return float(np.min(_margins(outputs, labels)) / float(tree_norm(params)) ** degree)
 
 
@@ -262,7 +258,7 @@ def smoothed_margin(outputs: Any, labels: Any, params: Any, degree: int) -> floa
     zero, and is non-decreasing under gradient flow (their Lemma 5.1 and Thm 4.1).
     Returns ``nan`` while ``L >= log 2``.
     """
-    degree = _check_degree(degree)
+    degree = _checks.positive_int(degree, "degree")
     q = _margins(outputs, labels)
     loss = float(np.sum(np.logaddexp(0.0, -q)))
     if loss >= np.log(2.0):
@@ -421,9 +417,7 @@ def _centred_means(h: np.ndarray, y: np.ndarray, c: int) -> np.ndarray:
 
 def simplex_etf(num_classes: int) -> np.ndarray:
     """The Gram matrix of a simplex equiangular tight frame, ``C/(C-1) (I - 1 1^T / C)`` (NC2)."""
-    c = int(num_classes)
-    if c < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    c = _checks.positive_int(num_classes, "num_classes", minimum=2)
     return c / (c - 1) * (np.eye(c) - np.ones((c, c)) / c)
 
 
@@ -557,6 +551,7 @@ def first_reaching(steps: Any, values: Any, threshold: float) -> int | None:
 
     Used to date the train- and test-accuracy jumps of grokking ([trace] Sect. 5.2).
     """
+    threshold = _checks.finite(threshold, "threshold")
     s, v = _curve(steps, values)
     hit = np.flatnonzero(v >= threshold)
     return int(s[hit[0]]) if hit.size else None
@@ -572,8 +567,7 @@ def settling_step(steps: Any, values: Any, rtol: float) -> int:
     Raises:
         ValueError: ``rtol`` not positive, bad shapes, non-increasing steps.
     """
-    if not (isinstance(rtol, (int, float, np.floating)) and rtol > 0):
-        raise ValueError(f"rtol must be a positive number, got {rtol!r}")
+    rtol = _checks.positive(rtol, "rtol")
     s, v = _curve(steps, values)
     outside = np.flatnonzero(np.abs(v - v[-1]) > rtol * abs(v[-1]))
     return int(s[outside[-1] + 1]) if outside.size else int(s[0])
@@ -647,17 +641,11 @@ def eigen_decay_rates(
     if np.abs(k - k.T).max() > 1e-4 * np.abs(k).max():
         raise ValueError("kernel must be symmetric")
     k = 0.5 * (k + k.T)
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-    norm = float(n_train if normalization is None else normalization)
-    if not norm > 0:
-        raise ValueError(f"normalization must be positive, got {normalization}")
-    if not 0.0 <= min_share < 1.0:
-        raise ValueError(f"min_share must lie in [0, 1), got {min_share}")
-    if not efolds > 0:
-        raise ValueError(f"efolds must be positive, got {efolds}")
-    if isinstance(min_steps, bool) or not isinstance(min_steps, (int, np.integer)) or min_steps < 2:
-        raise ValueError(f"min_steps must be an integer >= 2, got {min_steps!r}")
+    learning_rate = _checks.positive(learning_rate, "learning_rate")
+    norm = float(n_train) if normalization is None else _checks.positive(normalization, "normalization")
+    min_share = _checks.probability(min_share, "min_share", open_high=True)
+    efolds = _checks.positive(efolds, "efolds")
+    min_steps = _checks.positive_int(min_steps, "min_steps", minimum=2)
     lam, vec = np.linalg.eigh(k)
     lam, vec = lam[::-1], vec[:, ::-1]
     comps = r @ vec
@@ -698,8 +686,7 @@ def median_upper_bound(values: Any, confidence: float = 0.95) -> float:
     v = np.sort(np.asarray(values, dtype=np.float64).ravel())
     if v.size == 0 or not np.all(np.isfinite(v)):
         raise ValueError("values must be a non-empty array of finite numbers")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    confidence = _checks.probability(confidence, "confidence", open_low=True, open_high=True)
     cover = stats.binom.cdf(np.arange(v.size), v.size, 0.5)  # P(B <= k - 1) for k = 1 .. n
     ok = np.nonzero(cover >= confidence)[0]
     if ok.size == 0:
@@ -733,8 +720,7 @@ def fit_power_law_within(x: Any, y: Any, groups: Any, *, confidence: float = 0.9
         raise ValueError(f"x, y and groups must have the same length, got {x.size}, {y.size}, {g.size}")
     if np.any(x <= 0) or np.any(y <= 0) or not np.all(np.isfinite(x * y)):
         raise ValueError("x and y must be finite and positive for a log-log fit")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    confidence = _checks.probability(confidence, "confidence", open_low=True, open_high=True)
     labels, idx = np.unique(g, return_inverse=True)
     dof = x.size - labels.size - 1
     if dof < 1:
@@ -804,10 +790,8 @@ def rms_z_quantile(nu: float, level: float) -> float:
     Raises:
         ValueError: ``nu`` not positive and finite, or ``level`` outside (0, 1).
     """
-    if not (np.isfinite(nu) and nu > 0):
-        raise ValueError(f"nu must be positive and finite, got {nu}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+    nu = _checks.positive(nu, "nu")
+    level = _checks.probability(level, "level", open_low=True, open_high=True)
     return float(np.sqrt(stats.chi2.ppf(level, nu) / nu))
 
 

@@ -53,7 +53,7 @@ def test_tree_norms():
     [
         ([1, 2], [1, 2], "at least 3"),
         ([1, 2, 3], [1, 2], "same length"),
-        ([1, -2, 3], [1, 2, 3], "positive"),
+        ([1, -2, 3], [1, 2, 3], "x must be > 0"),
         ([2, 2, 2], [1, 2, 3], "distinct"),
     ],
 )

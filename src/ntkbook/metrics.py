@@ -812,8 +812,8 @@ def extrapolate_log_over_l(depths: Any, values: Any) -> tuple[float, float, floa
         ValueError: not three distinct positive finite depths, or non-finite values.
     """
     extrapolation_weights(depths)  # validates the depths
-    r = np.asarray(values, dtype=float)
-    if r.shape != (3,) or not np.all(np.isfinite(r)):
+    r = _checks.finite_values(values, "values")
+    if r.shape != (3,):
         raise ValueError(f"values must be three finite numbers, got {values!r}")
     L = np.asarray(depths, dtype=float)
     design = np.stack([np.ones(3), np.log(L) / L, 1.0 / L], axis=1)
@@ -827,8 +827,8 @@ def extrapolation_weights(depths: Any) -> np.ndarray:
     They sum to 1 and annihilate ``log L / L`` and ``1 / L``; ``|w| @ |e(L)|``
     bounds the error that a neglected term ``e(L)`` leaves in the limit.
     """
-    L = np.asarray(depths, dtype=float)
-    if L.shape != (3,) or not np.all(np.isfinite(L)) or np.any(L <= 0) or np.unique(L).size != 3:
+    L = _checks.finite_values(depths, "depths", low=0.0, low_open=True)
+    if L.shape != (3,) or np.unique(L).size != 3:
         raise ValueError(f"depths must be three distinct positive numbers, got {depths!r}")
     design = np.stack([np.ones(3), np.log(L) / L, 1.0 / L], axis=1)
     return np.linalg.inv(design)[0]

@@ -482,6 +482,10 @@ CASES: list[Case] = [
          ValueError, "kappas"),
     Case("metrics.simplex_etf num_classes=2.7", lambda c: metrics.simplex_etf(2.7), ValueError, "num_classes"),
     Case("metrics.simplex_etf num_classes=nan", lambda c: metrics.simplex_etf(NAN), ValueError, "num_classes"),
+    Case("metrics.extrapolation_weights depths str", lambda c: metrics.extrapolation_weights(["10", "30", "x"]),
+         TypeError, "depths"),
+    Case("metrics.extrapolate_log_over_l values str",
+         lambda c: metrics.extrapolate_log_over_l((10, 30, 100), ["1", "2", "x"]), TypeError, "values"),
     # --------------------------------------------------------------- dynamics
     Case("dynamics.active_learning learning_rate<0",
          lambda c: dynamics.active_learning(lambda p, xx: xx @ p, jnp.zeros((4, 2)), jnp.ones((20, 4)),

@@ -53,7 +53,7 @@ def test_tree_norms():
     [
         ([1, 2], [1, 2], "at least 3"),
         ([1, 2, 3], [1, 2], "same length"),
-        ([1, -2, 3], [1, 2, 3], "positive"),
+        ([1, -2, 3], [1, 2, 3], "x must be > 0"),
         ([2, 2, 2], [1, 2, 3], "distinct"),
     ],
 )
@@ -108,3 +108,30 @@ def test_correction_slope_allowance_rejects_bad_inputs():
         metrics.correction_slope_allowance([10, 100], coefficient=0)
     with pytest.raises(ValueError, match="non-positive"):
         metrics.correction_slope_allowance([4, 100], coefficient=2)
+
+
+def test_argument_types_the_book_passes_are_accepted():
+    # numpy float32 / int64 scalars, 0-d jax arrays, python lists and jax arrays go through the _checks
+    x, y = [32, 100, 316, 1000], jnp.asarray([1.0, 0.56, 0.31, 0.18], jnp.float32)
+    assert metrics.fit_power_law(x, y, confidence=np.float32(0.9)).exponent < 0
+    assert metrics.correction_slope_allowance(np.asarray(x), coefficient=np.float32(0.5), power=np.int64(1)) > 0
+    assert metrics.settling_step(jnp.arange(4), [1.0, 2.0, 2.0, 2.0], np.float32(0.05)) == 1
+    assert metrics.first_reaching(np.arange(4), np.array([0.0, 0.5, 1.0, 1.0], np.float32), jnp.asarray(1.0)) == 2
+    assert metrics.rms_z_quantile(np.int64(4), np.float32(0.95)) > 1
+    assert metrics.simplex_etf(np.int64(3)).shape == (3, 3)
+    k = np.eye(3) + 0.1
+    assert metrics.eigen_decay_rates(np.ones((4, 3)), jnp.asarray(k, jnp.float32), np.float32(0.5),
+                                     min_steps=np.int64(2)) == []
+    kta = metrics.kernel_target_alignment(np.eye(3, dtype=int), np.array([1, -1, 1]))  # integer arrays, as before
+    assert float(kta) == pytest.approx(3 ** -0.5)
+
+
+def test_array_checks_are_skipped_under_tracing():
+    k, y = jnp.eye(3) + 0.1, jnp.array([1.0, -1.0, 1.0])
+    eager = float(metrics.kernel_target_alignment(k, y, centered=True))
+    traced = float(jax.jit(lambda a, b: metrics.kernel_target_alignment(a, b, centered=True))(k, y))
+    assert traced == pytest.approx(eager, rel=1e-6)
+    both = jax.vmap(metrics.relative_frobenius_error)(jnp.stack([2 * k, 3 * k]), jnp.stack([k, k]))
+    np.testing.assert_allclose(both, [1.0, 2.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="kernel must be finite"):
+        metrics.kernel_target_alignment(k.at[0, 0].set(jnp.nan), y)

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from . import _checks
+
 
 class PowerLawFit(NamedTuple):
     """``y ~ prefactor * x ** exponent`` fitted on log-log axes."""
@@ -42,18 +44,15 @@ def fit_power_law(x: Any, y: Any, *, confidence: float = 0.95) -> PowerLawFit:
         confidence: coverage of the interval, in (0, 1).
 
     Raises:
-        ValueError: non-positive values, mismatched or too short inputs.
+        ValueError: non-positive or non-finite values, mismatched or too short inputs.
     """
-    x = np.asarray(x, dtype=float).ravel()
-    y = np.asarray(y, dtype=float).ravel()
+    x = _checks.finite_values(x, "x", low=0.0, low_open=True).ravel()  # positive: a log-log fit
+    y = _checks.finite_values(y, "y", low=0.0, low_open=True).ravel()
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same length, got {x.size} and {y.size}")
     if x.size < 3:
         raise ValueError(f"need at least 3 points for a fit with an interval, got {x.size}")
-    if np.any(x <= 0) or np.any(y <= 0) or not np.all(np.isfinite(x * y)):
-        raise ValueError("x and y must be finite and positive for a log-log fit")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    confidence = _checks.probability(confidence, "confidence", open_low=True, open_high=True)
     if np.ptp(np.log(x)) == 0:
         raise ValueError("x must take at least two distinct values")
     res = stats.linregress(np.log(x), np.log(y))
@@ -89,11 +88,11 @@ def correction_slope_allowance(x: Any, *, coefficient: float = 2.0, power: float
         ValueError: non-positive or too few distinct ``x``; ``coefficient`` so large
             that ``1 - coefficient * x^-power <= 0`` at the smallest ``x``.
     """
-    x = np.asarray(x, dtype=float).ravel()
-    if x.size < 2 or np.any(~np.isfinite(x)) or np.any(x <= 0) or np.ptp(np.log(x)) == 0:
-        raise ValueError("x must hold finite positive values with at least two distinct ones")
-    if not (coefficient > 0 and power > 0):
-        raise ValueError(f"coefficient and power must be positive, got {coefficient}, {power}")
+    x = _checks.finite_values(x, "x", low=0.0, low_open=True).ravel()
+    if x.size < 2 or np.ptp(np.log(x)) == 0:
+        raise ValueError(f"x must hold at least two distinct values, got {np.unique(x).size} in {x.size} points")
+    coefficient = _checks.positive(coefficient, "coefficient")
+    power = _checks.positive(power, "power")
     if coefficient * x.min() ** -power >= 1:
         raise ValueError(f"coefficient {coefficient} makes 1 - c x^-{power} non-positive at x = {x.min()}")
     logx = np.log(x)
@@ -122,8 +121,11 @@ def relative_frobenius_error(a: Any, b: Any) -> jax.Array:
     a, b = jnp.asarray(a), jnp.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    for value, name in ((a, "a"), (b, "b")):
+        if not _checks.is_traced(value):  # under jit/vmap the values are unknown
+            _checks.finite_values(value, name)  # a check only; integer arrays are accepted, as before
     ref = jnp.linalg.norm(b.ravel())
-    if not isinstance(ref, jax.core.Tracer) and not float(ref) > 0:
+    if not _checks.is_traced(ref) and not float(ref) > 0:
         raise ValueError(f"the reference b has norm {float(ref)}: a relative error needs a non-zero, finite reference")
     return jnp.linalg.norm((a - b).ravel()) / ref
 
@@ -141,6 +143,7 @@ def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = False
     Returns:
         A scalar in [-1, 1]; 1 means ``K`` is a positive multiple of ``Y Y^T``.
     """
+    centered = _checks.boolean(centered, "centered")
     k = jnp.asarray(kernel)
     y = jnp.asarray(targets)
     if y.ndim == 1:
@@ -149,6 +152,9 @@ def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = False
         raise ValueError(f"kernel must be a square (N, N) matrix, got shape {k.shape}")
     if y.ndim != 2 or y.shape[0] != k.shape[0]:
         raise ValueError(f"targets must have shape ({k.shape[0]},) or ({k.shape[0]}, k), got {jnp.shape(targets)}")
+    for value, name in ((k, "kernel"), (y, "targets")):
+        if not _checks.is_traced(value):  # under jit/vmap the values are unknown
+            _checks.finite_values(value, name)  # a check only; integer arrays are accepted, as before
     ideal = y @ y.T
     if centered:
         h = jnp.eye(k.shape[0]) - 1.0 / k.shape[0]
@@ -157,12 +163,13 @@ def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = False
 
 
 # --- kernel distance, kernel velocity and margins (chapters 06-07) ---
-def _as_kernel(k: Any, name: str) -> np.ndarray:
-    k = np.asarray(k, dtype=np.float64)
-    if k.ndim not in (2, 4) or k.shape[0] != k.shape[1] or (k.ndim == 4 and k.shape[2] != k.shape[3]):
-        raise ValueError(f"{name} must be a square (N, N) or (N, N, k, k) kernel, got shape {k.shape}")
-    if not np.all(np.isfinite(k)):
-        raise ValueError(f"{name} has non-finite entries")
+def _as_kernel(k: Any, name: str, *, output_blocks: bool = True) -> np.ndarray:
+    # A finite float64 kernel, (N, N) or, where output_blocks, (N, N, k, k).
+    k = _checks.finite_values(k, name)
+    ranks = (2, 4) if output_blocks else (2,)
+    if k.ndim not in ranks or k.shape[0] != k.shape[1] or (k.ndim == 4 and k.shape[2] != k.shape[3]):
+        shapes = "(N, N) or (N, N, k, k)" if output_blocks else "(N, N)"
+        raise ValueError(f"{name} must be a square {shapes} kernel, got shape {k.shape}")
     return k
 
 
@@ -202,8 +209,8 @@ def kernel_velocity(kernels: Any, times: Any) -> np.ndarray:
     Returns:
         ``T - 1`` velocities, one per interval (assign them to the interval's start).
     """
-    ks = np.asarray(kernels, dtype=np.float64)
-    t = np.asarray(times, dtype=np.float64)
+    ks = _checks.finite_values(kernels, "kernels")
+    t = _checks.finite_values(times, "times")
     if t.ndim != 1 or ks.ndim < 3 or ks.shape[0] != t.size or t.size < 2:
         raise ValueError(f"need T >= 2 kernels stacked on axis 0 and T times, got {ks.shape} and {t.shape}")
     if np.any(np.diff(t) <= 0):
@@ -212,7 +219,8 @@ def kernel_velocity(kernels: Any, times: Any) -> np.ndarray:
 
 
 def _margins(outputs: Any, labels: Any) -> np.ndarray:
-    f = np.asarray(outputs, dtype=np.float64)
+    # q_i = y_i f_i for scalar outputs and labels in {-1, +1}; f_{y_i} - max_{j != y_i} f_j for (N, k) outputs.
+    f = _checks.finite_values(outputs, "outputs")
     y = np.asarray(labels)
     if f.ndim == 2 and f.shape[1] == 1:
         f = f[:, 0]
@@ -220,19 +228,14 @@ def _margins(outputs: Any, labels: Any) -> np.ndarray:
         if y.shape != f.shape or not np.all(np.isin(y, (-1, 1))):
             raise ValueError(f"for scalar outputs, labels must be {f.shape} values in {{-1, +1}}")
         return y * f
-    if f.ndim != 2 or y.shape != (f.shape[0],) or not np.issubdtype(y.dtype, np.integer) \
-            or y.min() < 0 or y.max() >= f.shape[1]:
-        raise ValueError(f"for (N, k) outputs, labels must be N integers in [0, k), got shape {y.shape}")
+    if f.ndim != 2:
+        raise ValueError(f"outputs must have shape (N,), (N, 1) or (N, k), got {f.shape}")
+    y = _checks.labels(y, "labels", num_classes=f.shape[1])
+    _checks.same_rows(f, "outputs", y, "labels")
     rows = np.arange(f.shape[0])
     other = f.copy()
     other[rows, y] = -np.inf
     return f[rows, y] - other.max(axis=1)
-
-
-def _check_degree(degree: Any) -> int:
-    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
-        raise ValueError(f"degree (the homogeneity order L) must be a positive integer, got {degree!r}")
-    return int(degree)
 
 
 def normalized_margin(outputs: Any, labels: Any, params: Any, degree: int) -> float:
@@ -249,7 +252,7 @@ def normalized_margin(outputs: Any, labels: Any, params: Any, degree: int) -> fl
         params: the parameters ``w`` (any pytree).
         degree: the homogeneity order ``L``.
     """
-    degree = _check_degree(degree)
+    degree = _checks.positive_int(degree, "degree")
     return float(np.min(_margins(outputs, labels)) / float(tree_norm(params)) ** degree)
 
 
@@ -262,7 +265,7 @@ def smoothed_margin(outputs: Any, labels: Any, params: Any, degree: int) -> floa
     zero, and is non-decreasing under gradient flow (their Lemma 5.1 and Thm 4.1).
     Returns ``nan`` while ``L >= log 2``.
     """
-    degree = _check_degree(degree)
+    degree = _checks.positive_int(degree, "degree")
     q = _margins(outputs, labels)
     loss = float(np.sum(np.logaddexp(0.0, -q)))
     if loss >= np.log(2.0):
@@ -288,10 +291,8 @@ def block_constant_fit(kernel: Any, labels: Any) -> BlockFit:
     ``||K||^2 = ||P K||^2 + ||K - P K||^2`` and ``fraction = ||P K||^2 / ||K||^2``.
     [trace] Sect. 4 assumes a block-constant kernel to link the trace to the SVM margin.
     """
-    k = _as_kernel(kernel, "kernel")
-    if k.ndim != 2:
-        raise ValueError(f"kernel must be (N, N), got shape {k.shape}")
-    y = np.asarray(labels)
+    k = _as_kernel(kernel, "kernel", output_blocks=False)
+    y = np.asarray(labels)  # any class identifiers (np.unique sorts them)
     if y.shape != (k.shape[0],):
         raise ValueError(f"labels must have shape ({k.shape[0]},), got {y.shape}")
     classes, idx = np.unique(y, return_inverse=True)
@@ -330,9 +331,10 @@ class CollapseMetrics(NamedTuple):
 
 
 def _labels(labels: Any, n: int, name: str = "labels") -> tuple[np.ndarray, int]:
-    y = np.asarray(labels)
-    if y.ndim != 1 or y.shape[0] != n or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{name} must be a 1-D integer array of length {n}, got dtype {y.dtype}, shape {y.shape}")
+    # n integer labels that take every value 0..C-1 (C >= 2), and C.
+    y = _checks.labels(labels, name)
+    if y.shape[0] != n:
+        raise ValueError(f"{name} must hold one label per sample ({n}), got {y.shape[0]}")
     classes = np.unique(y)
     if not np.array_equal(classes, np.arange(classes.size)) or classes.size < 2:
         raise ValueError(f"{name} must take every value 0..C-1 with C >= 2, got {classes.tolist()}")
@@ -340,7 +342,7 @@ def _labels(labels: Any, n: int, name: str = "labels") -> tuple[np.ndarray, int]
 
 
 def _features(features: Any) -> np.ndarray:
-    h = np.asarray(features, dtype=np.float64)
+    h = _checks.finite_values(features, "features")
     if h.ndim != 2 or h.shape[0] < 2:
         raise ValueError(f"features must have shape (N, n) with one row per sample, got {h.shape}")
     return h
@@ -351,7 +353,7 @@ def _class_means(h: np.ndarray, y: np.ndarray, c: int) -> np.ndarray:
 
 
 def _weights(weights: Any, c: int, n: int) -> np.ndarray:
-    w = np.asarray(weights, dtype=np.float64)
+    w = _checks.finite_values(weights, "weights")
     if w.shape != (c, n):
         raise ValueError(f"weights must have shape (C, n) = ({c}, {n}) (logits = W h + b), got {w.shape}")
     return w
@@ -369,11 +371,9 @@ def block_statistics(kernel: Any, labels: Any) -> BlockStatistics:
         labels: ``(N,)`` integer classes ``0..C-1``, each with at least 2 samples.
 
     Raises:
-        ValueError: non-square kernel, bad labels, or a class with one sample.
+        ValueError: non-square or non-finite kernel, bad labels, or a class with one sample.
     """
-    k = np.asarray(kernel, dtype=np.float64)
-    if k.ndim != 2 or k.shape[0] != k.shape[1]:
-        raise ValueError(f"kernel must be a square (N, N) matrix, got shape {k.shape}")
+    k = _as_kernel(kernel, "kernel", output_blocks=False)
     y, c = _labels(labels, k.shape[0])
     within, between = [], []
     for cls in range(c):
@@ -421,9 +421,7 @@ def _centred_means(h: np.ndarray, y: np.ndarray, c: int) -> np.ndarray:
 
 def simplex_etf(num_classes: int) -> np.ndarray:
     """The Gram matrix of a simplex equiangular tight frame, ``C/(C-1) (I - 1 1^T / C)`` (NC2)."""
-    c = int(num_classes)
-    if c < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    c = _checks.positive_int(num_classes, "num_classes", minimum=2)
     return c / (c - 1) * (np.eye(c) - np.ones((c, c)) / c)
 
 
@@ -461,7 +459,7 @@ def nc4(features: Any, labels: Any, weights: Any, bias: Any) -> float:
     h = _features(features)
     y, c = _labels(labels, h.shape[0])
     w = _weights(weights, c, h.shape[1])
-    b = np.asarray(bias, dtype=np.float64)
+    b = _checks.finite_values(bias, "bias")
     if b.shape != (c,):
         raise ValueError(f"bias must have shape ({c},), got {b.shape}")
     mu = _class_means(h, y, c)
@@ -506,10 +504,10 @@ def invariant_terms(features: Any, labels: Any, weights: Any, kappas: Any) -> tu
     y, c = _labels(labels, h.shape[0])
     m = _balanced(y, c)
     w = _weights(weights, c, h.shape[1])
-    try:
-        kd, kc, kn = (float(v) for v in kappas)
-    except (TypeError, ValueError):
-        raise ValueError(f"kappas must be three numbers (kappa_d, kappa_c, kappa_n), got {kappas!r}") from None
+    values = _checks.finite_values(kappas, "kappas")
+    if values.shape != (3,):
+        raise ValueError(f"kappas must be three numbers (kappa_d, kappa_c, kappa_n), got {kappas!r}")
+    kd, kc, kn = (float(v) for v in values)
     if not kd > kc > kn >= 0:
         raise ValueError(f"kappas {(kd, kc, kn)} violate kappa_d > kappa_c > kappa_n >= 0 (thesis 3.3, Def. 3.1)")
     mu_s = kd - kc
@@ -544,7 +542,10 @@ def invariant_alignment(features: Any, labels: Any, weights: Any, kappas: Any) -
 
 # --- when a curve jumps and when it settles (chapter 08) ---
 def _curve(steps: Any, values: Any) -> tuple[np.ndarray, np.ndarray]:
-    s, v = np.asarray(steps), np.asarray(values, dtype=np.float64)
+    # Recorded steps (strictly increasing, returned as given) and finite float64 values of equal length.
+    s = np.asarray(steps)
+    _checks.finite_values(s, "steps")
+    v = _checks.finite_values(values, "values")
     if s.ndim != 1 or v.shape != s.shape or s.size == 0:
         raise ValueError(f"steps and values must be 1-D of the same non-zero length, got {s.shape} and {v.shape}")
     if np.any(np.diff(s) <= 0):
@@ -557,6 +558,7 @@ def first_reaching(steps: Any, values: Any, threshold: float) -> int | None:
 
     Used to date the train- and test-accuracy jumps of grokking ([trace] Sect. 5.2).
     """
+    threshold = _checks.finite(threshold, "threshold")
     s, v = _curve(steps, values)
     hit = np.flatnonzero(v >= threshold)
     return int(s[hit[0]]) if hit.size else None
@@ -572,8 +574,7 @@ def settling_step(steps: Any, values: Any, rtol: float) -> int:
     Raises:
         ValueError: ``rtol`` not positive, bad shapes, non-increasing steps.
     """
-    if not (isinstance(rtol, (int, float, np.floating)) and rtol > 0):
-        raise ValueError(f"rtol must be a positive number, got {rtol!r}")
+    rtol = _checks.positive(rtol, "rtol")
     s, v = _curve(steps, values)
     outside = np.flatnonzero(np.abs(v - v[-1]) > rtol * abs(v[-1]))
     return int(s[outside[-1] + 1]) if outside.size else int(s[0])
@@ -636,28 +637,20 @@ def eigen_decay_rates(
     Raises:
         ValueError: bad shapes or out-of-range arguments.
     """
-    r = np.asarray(residuals, dtype=np.float64)
-    k = np.asarray(kernel, dtype=np.float64)
+    r = _checks.finite_values(residuals, "residuals")
     if r.ndim != 2 or r.shape[0] < 2:
         raise ValueError(f"residuals must have shape (T + 1, N) with T >= 1, got {r.shape}")
     n_train = r.shape[1]
+    # A kernel computed in float32 is symmetric only to rounding (~1e-7 of its scale).
+    k = _checks.symmetric(_checks.finite_values(kernel, "kernel"), "kernel", rtol=1e-4)
     if k.shape != (n_train, n_train):
         raise ValueError(f"kernel must have shape ({n_train}, {n_train}), got {k.shape}")
-    # A kernel computed in float32 is symmetric only to rounding (~1e-7 of its scale).
-    if np.abs(k - k.T).max() > 1e-4 * np.abs(k).max():
-        raise ValueError("kernel must be symmetric")
     k = 0.5 * (k + k.T)
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-    norm = float(n_train if normalization is None else normalization)
-    if not norm > 0:
-        raise ValueError(f"normalization must be positive, got {normalization}")
-    if not 0.0 <= min_share < 1.0:
-        raise ValueError(f"min_share must lie in [0, 1), got {min_share}")
-    if not efolds > 0:
-        raise ValueError(f"efolds must be positive, got {efolds}")
-    if isinstance(min_steps, bool) or not isinstance(min_steps, (int, np.integer)) or min_steps < 2:
-        raise ValueError(f"min_steps must be an integer >= 2, got {min_steps!r}")
+    learning_rate = _checks.positive(learning_rate, "learning_rate")
+    norm = float(n_train) if normalization is None else _checks.positive(normalization, "normalization")
+    min_share = _checks.probability(min_share, "min_share", open_high=True)
+    efolds = _checks.positive(efolds, "efolds")
+    min_steps = _checks.positive_int(min_steps, "min_steps", minimum=2)
     lam, vec = np.linalg.eigh(k)
     lam, vec = lam[::-1], vec[:, ::-1]
     comps = r @ vec
@@ -695,11 +688,10 @@ def median_upper_bound(values: Any, confidence: float = 0.95) -> float:
         ValueError: empty or non-finite input, bad confidence, or too few values for
             the requested confidence (``n`` with ``1 - 2^-n < confidence``).
     """
-    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
-    if v.size == 0 or not np.all(np.isfinite(v)):
+    v = np.sort(_checks.finite_values(values, "values").ravel())
+    if v.size == 0:
         raise ValueError("values must be a non-empty array of finite numbers")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    confidence = _checks.probability(confidence, "confidence", open_low=True, open_high=True)
     cover = stats.binom.cdf(np.arange(v.size), v.size, 0.5)  # P(B <= k - 1) for k = 1 .. n
     ok = np.nonzero(cover >= confidence)[0]
     if ok.size == 0:
@@ -726,15 +718,12 @@ def fit_power_law_within(x: Any, y: Any, groups: Any, *, confidence: float = 0.9
         ValueError: non-positive values, mismatched lengths, a group whose ``x`` does
             not vary, or too few points (``n - G - 1 < 1``).
     """
-    x = np.asarray(x, dtype=float).ravel()
-    y = np.asarray(y, dtype=float).ravel()
+    x = _checks.finite_values(x, "x", low=0.0, low_open=True).ravel()  # positive: a log-log fit
+    y = _checks.finite_values(y, "y", low=0.0, low_open=True).ravel()
     g = np.asarray(groups).ravel()
     if not x.shape == y.shape == g.shape:
         raise ValueError(f"x, y and groups must have the same length, got {x.size}, {y.size}, {g.size}")
-    if np.any(x <= 0) or np.any(y <= 0) or not np.all(np.isfinite(x * y)):
-        raise ValueError("x and y must be finite and positive for a log-log fit")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    confidence = _checks.probability(confidence, "confidence", open_low=True, open_high=True)
     labels, idx = np.unique(g, return_inverse=True)
     dof = x.size - labels.size - 1
     if dof < 1:
@@ -779,11 +768,9 @@ def participation_ratio(samples: Any) -> float:
     Raises:
         ValueError: wrong shape, fewer than two draws, non-finite values or a constant column.
     """
-    x = np.asarray(samples, dtype=float)
+    x = _checks.finite_values(samples, "samples")
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
         raise ValueError(f"samples must have shape (n >= 2, p >= 1), got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("samples must be finite")
     sd = x.std(axis=0)
     if np.any(sd == 0):
         raise ValueError("every column needs a non-zero sample variance")
@@ -804,10 +791,8 @@ def rms_z_quantile(nu: float, level: float) -> float:
     Raises:
         ValueError: ``nu`` not positive and finite, or ``level`` outside (0, 1).
     """
-    if not (np.isfinite(nu) and nu > 0):
-        raise ValueError(f"nu must be positive and finite, got {nu}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+    nu = _checks.positive(nu, "nu")
+    level = _checks.probability(level, "level", open_low=True, open_high=True)
     return float(np.sqrt(stats.chi2.ppf(level, nu) / nu))
 
 
@@ -827,8 +812,8 @@ def extrapolate_log_over_l(depths: Any, values: Any) -> tuple[float, float, floa
         ValueError: not three distinct positive finite depths, or non-finite values.
     """
     extrapolation_weights(depths)  # validates the depths
-    r = np.asarray(values, dtype=float)
-    if r.shape != (3,) or not np.all(np.isfinite(r)):
+    r = _checks.finite_values(values, "values")
+    if r.shape != (3,):
         raise ValueError(f"values must be three finite numbers, got {values!r}")
     L = np.asarray(depths, dtype=float)
     design = np.stack([np.ones(3), np.log(L) / L, 1.0 / L], axis=1)
@@ -842,8 +827,8 @@ def extrapolation_weights(depths: Any) -> np.ndarray:
     They sum to 1 and annihilate ``log L / L`` and ``1 / L``; ``|w| @ |e(L)|``
     bounds the error that a neglected term ``e(L)`` leaves in the limit.
     """
-    L = np.asarray(depths, dtype=float)
-    if L.shape != (3,) or not np.all(np.isfinite(L)) or np.any(L <= 0) or np.unique(L).size != 3:
+    L = _checks.finite_values(depths, "depths", low=0.0, low_open=True)
+    if L.shape != (3,) or np.unique(L).size != 3:
         raise ValueError(f"depths must be three distinct positive numbers, got {depths!r}")
     design = np.stack([np.ones(3), np.log(L) / L, 1.0 / L], axis=1)
     return np.linalg.inv(design)[0]

@@ -145,3 +145,26 @@ def test_flop_costs_match_the_auto_choice_and_scale_with_outputs():
     assert costs[32][0] / costs[32][1] > costs[2][0] / costs[2][1]
     with pytest.raises(ValueError):
         trace.flop_costs(net.apply_fn, p, x, probe="uniform")
+
+
+def test_normalized_gd_takes_steps_of_fixed_length():
+    from ntkbook import svm
+    import optax
+    # Oracle: on f(w) = ||A w - b||^2 / 2 the gradient is A^T (A w - b); one step must move w by
+    # exactly eta along -g / ||g||, whatever the gradient's size.
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((6, 4)), rng.standard_normal(6)
+    params = {"w": jnp.asarray(rng.standard_normal(4)), "v": jnp.asarray(rng.standard_normal(2))}
+    grads = {"w": jnp.asarray(a.T @ (a @ np.asarray(params["w"]) - b)), "v": jnp.asarray([3e-30, 0.0])}
+    opt = svm.normalized_gd(0.25)
+    upd, _ = opt.update(grads, opt.init(params), params)
+    g = np.concatenate([np.asarray(grads["w"]), np.asarray(grads["v"])])
+    step = np.concatenate([np.asarray(upd["w"]), np.asarray(upd["v"])])
+    np.testing.assert_allclose(step, -0.25 * g / np.linalg.norm(g), rtol=1e-6)
+    assert np.linalg.norm(step) == pytest.approx(0.25, rel=1e-6)
+    zero, _ = opt.update({"w": jnp.zeros(4), "v": jnp.zeros(2)}, opt.init(params), params)
+    assert all(np.all(np.asarray(z) == 0) for z in jax.tree_util.tree_leaves(zero))
+    new = optax.apply_updates(params, upd)
+    assert float(jnp.linalg.norm(new["w"] - params["w"])) <= 0.25 + 1e-6
+    with pytest.raises((ValueError, TypeError)):
+        svm.normalized_gd(0.0)

@@ -280,17 +280,17 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "ci": dict(
             classes=(3, 5), per_class=40, width=64, lr=0.5, steps=20000, records=20,
             anim_frames=8,
-            ngd_lr=0.1, ngd_steps=10000, ngd_records=8,
+            ngd_lr=0.1, ngd_steps=30000, ngd_records=10,
         ),
         "book": dict(
             classes=(3, 5), per_class=60, width=64, lr=0.5, steps=100000, records=30,
             anim_frames=15,
-            ngd_lr=0.1, ngd_steps=30000, ngd_records=12,
+            ngd_lr=0.1, ngd_steps=100000, ngd_records=12,
         ),
         "paper": dict(
             classes=(3, 5), per_class=120, width=128, lr=0.5, steps=1000000, records=40,
             anim_frames=20,
-            ngd_lr=0.1, ngd_steps=100000, ngd_records=16,
+            ngd_lr=0.1, ngd_steps=300000, ngd_records=16,
         ),
     },
     "08_grokking": {

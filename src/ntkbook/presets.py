@@ -251,7 +251,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "ci": dict(
             cost_hidden=(512, 512, 512), cost_n=64, cost_probes=128,
             wide_outputs=(10, 100, 1000), wide_n=64, wide_probes=16, cnn_channels=(64, 64, 64),
-            bias_hidden=(256, 256), bias_n=64, bias_probes=128,
+            bias_hidden=(256, 256), bias_n=64, bias_probes=1024,
             bias_eps=(0.1, 0.03, 0.01, 0.003, 0.001, 0.0003), f32_eps=(1e-1, 1e-2, 1e-3, 1e-4, 1e-5),
             train_per_class=100, train_hidden=(256, 256), train_steps=500, train_records=26,
             trace_n=120, kernel_n=60, output_probes=4,
@@ -260,7 +260,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "book": dict(
             cost_hidden=(512, 512, 512), cost_n=256, cost_probes=512,
             wide_outputs=(10, 100, 1000), wide_n=128, wide_probes=32, cnn_channels=(64, 64, 64),
-            bias_hidden=(256, 256), bias_n=64, bias_probes=256,
+            bias_hidden=(256, 256), bias_n=64, bias_probes=1024,
             bias_eps=(0.1, 0.03, 0.01, 0.003, 0.001, 0.0003), f32_eps=(1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-5),
             train_per_class=120, train_hidden=(512, 512), train_steps=1200, train_records=41,
             trace_n=240, kernel_n=100, output_probes=8,
@@ -269,7 +269,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": dict(
             cost_hidden=(512, 512, 512), cost_n=512, cost_probes=2048,
             wide_outputs=(10, 100, 1000), wide_n=256, wide_probes=64, cnn_channels=(64, 64, 64),
-            bias_hidden=(256, 256), bias_n=128, bias_probes=1024,
+            bias_hidden=(256, 256), bias_n=128, bias_probes=2048,
             bias_eps=(0.1, 0.03, 0.01, 0.003, 0.001, 0.0003), f32_eps=(1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-5),
             train_per_class=124, train_hidden=(1024, 1024), train_steps=3000, train_records=61,
             trace_n=400, kernel_n=200, output_probes=16,
@@ -280,14 +280,17 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "ci": dict(
             classes=(3, 5), per_class=40, width=64, lr=0.5, steps=20000, records=20,
             anim_frames=8,
+            ngd_lr=0.1, ngd_steps=30000, ngd_records=10,
         ),
         "book": dict(
             classes=(3, 5), per_class=60, width=64, lr=0.5, steps=100000, records=30,
             anim_frames=15,
+            ngd_lr=0.1, ngd_steps=100000, ngd_records=12,
         ),
         "paper": dict(
             classes=(3, 5), per_class=120, width=128, lr=0.5, steps=1000000, records=40,
             anim_frames=20,
+            ngd_lr=0.1, ngd_steps=300000, ngd_records=16,
         ),
     },
     "08_grokking": {

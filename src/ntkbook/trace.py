@@ -436,11 +436,8 @@ def _flops(lowered: Any) -> float:
         return math.nan
 
 
-def _auto(apply_fn, params, x, key, probe, rtol, pilot, batch_size, vmap_axes, n, k,
-          max_probes: int = MAX_PROBES) -> TraceEstimate:
-    # Exact costs scale with the number of inputs, and so does a probe: count the
-    # flops of both on one block of inputs and scale to all blocks. Flop counts are
-    # a property of the compiled programs, so the choice is the same on every run.
+def _flop_costs(apply_fn, params, x, probe, batch_size, vmap_axes, key) -> tuple[float, float]:
+    n = x.shape[0]
     rows = n if batch_size is None else min(batch_size, n)
     xb = x[:rows]
     blocks = math.ceil(n / rows)
@@ -448,8 +445,48 @@ def _auto(apply_fn, params, x, key, probe, rtol, pilot, batch_size, vmap_axes, n
                                                               vmap_axes=vmap_axes))
     c_exact = blocks * _flops(exact_block.lower(params, xb))
     fn = _probe_fn(apply_fn, "jvp", probe)
-    keys, signs = _probe_keys(key, 1, False)
+    if key is None:  # only the program's size is needed: lower on the key's shape, draw nothing
+        keys, signs = jax.ShapeDtypeStruct((1, 2), jnp.uint32), jax.ShapeDtypeStruct((1,), jnp.float32)
+    else:
+        keys, signs = _probe_keys(key, 1, False)
     c_probe = blocks * _flops(fn.lower(params, xb, keys, signs, jnp.asarray(1.0)))
+    return c_exact, c_probe
+
+
+def flop_costs(
+    apply_fn: ApplyFn, params: Any, x: Any, *, probe: ProbeKind = "gaussian", batch_size: int | None = 128,
+    vmap_axes: Any = 0,
+) -> tuple[float, float]:
+    """XLA's flop counts of the exact trace and of one JVP probe: the cost model of ``method="auto"``.
+
+    Flop counts are a property of the compiled programs, not of the machine or its
+    load, so a comparison built on them gives the same answer on every run
+    (wall-clock comparisons live in appendix A). The estimator's cost at a
+    relative error ``r`` is ``c_probe * (per-probe relative variance) / r^2``
+    ([trace] Thm 4.1 and Hutchinson 1989 for the variance).
+
+    Args:
+        apply_fn, params, x: the network, its parameters and the inputs, as for :func:`ntk_trace`.
+        probe: ``"gaussian"`` or ``"rademacher"`` (the same program size either way).
+        batch_size: inputs per exact block; ``None`` for one block.
+        vmap_axes: as for :func:`exact_diagonal`.
+
+    Returns:
+        ``(c_exact, c_probe)``; ``nan`` where the backend reports no count.
+    """
+    x = _check_x(x)
+    _checks.choice(probe, "probe", ("gaussian", "rademacher"))
+    if batch_size is not None:
+        kernels._check_batch_size(batch_size)
+    return _flop_costs(apply_fn, params, x, probe, batch_size, vmap_axes, None)
+
+
+def _auto(apply_fn, params, x, key, probe, rtol, pilot, batch_size, vmap_axes, n, k,
+          max_probes: int = MAX_PROBES) -> TraceEstimate:
+    # Exact costs scale with the number of inputs, and so does a probe: count the
+    # flops of both on one block of inputs and scale to all blocks. Flop counts are
+    # a property of the compiled programs, so the choice is the same on every run.
+    c_exact, c_probe = _flop_costs(apply_fn, params, x, probe, batch_size, vmap_axes, key)
     choice, needed = _choose(c_exact, c_probe, pilot, None, rtol, max_probes)
     samples = None
     if choice == "pilot":
@@ -670,3 +707,97 @@ def input_perturbation_distance(
     keys = jax.random.split(key, probes)
     samples = np.asarray(_input_probe_fn(apply_fn, bool(limit))(params, x, keys, jnp.asarray(eps)), dtype=np.float64)
     return _result(samples, 0.0, "input-jvp" if limit else "input-fd", None if limit else eps, n, k)
+
+
+# ------------------------------------------------------------- scale vs direction
+class KernelChange(NamedTuple):
+    """How a kernel ``K1`` differs from ``K0``: a rescaling of ``K0`` plus a turn.
+
+    Attributes:
+        scale: ``c = <K1, K0>_F / ||K0||_F^2``, the multiple of ``K0`` closest to ``K1``.
+        turn_share: ``||K1 - c K0||_F^2 / ||K1 - K0||_F^2`` in ``[0, 1]``, the share
+            of the squared change that is orthogonal to ``K0`` (a change of
+            direction); ``1 - turn_share`` is the share along ``K0`` (a change of
+            scale). ``0`` when ``K1 = K0``.
+        distance: the kernel distance ``S(K0, K1) = 1 - cos`` of [Fort et al. 2020].
+    """
+
+    scale: float
+    turn_share: float
+    distance: float
+
+
+def _as_kernel(k: Any, name: str) -> np.ndarray:
+    k = np.asarray(k, dtype=np.float64)
+    if k.ndim == 4:  # neural-tangents' (N, N, k, k) layout -> (N k, N k)
+        n, _, a, _ = k.shape
+        k = k.transpose(0, 2, 1, 3).reshape(n * a, n * a)
+    return _checks.symmetric(k, name)
+
+
+def centred_kernel(kernel: Any) -> np.ndarray:
+    """``H K H`` with ``H = I - 1 1^T / n``: the kernel of the centred features.
+
+    Accepts an ``(n, n)`` matrix or neural-tangents' full ``(N, N, k, k)`` kernel,
+    which is first flattened to ``(N k, N k)`` (input-major). Centring removes the
+    mean feature, which in an NTK is a large common mode that makes every pair of
+    inputs look alike (cf. the centred alignment of Cortes et al. 2012).
+    """
+    k = _as_kernel(kernel, "kernel")
+    n = k.shape[0]
+    if n < 2:
+        raise ValueError(f"kernel must be at least 2 x 2 to centre, got {k.shape}")
+    h = np.eye(n) - 1.0 / n
+    return h @ k @ h
+
+
+def kernel_change(k0: Any, k1: Any) -> KernelChange:
+    """Split the change from ``K0`` to ``K1`` into a rescaling of ``K0`` and a turn.
+
+    ``K1 = c K0 + R`` with ``<R, K0>_F = 0``, so ``K1 - K0 = (c - 1) K0 + R`` and the
+    squared change splits exactly, ``||K1 - K0||^2 = (c-1)^2 ||K0||^2 + ||R||^2``.
+    The kernel distance of [Fort et al. 2020] sees only the turn (it is one minus a
+    cosine, blind to ``c``); the trace sees mostly the scale, which is why the
+    trace-evolution paper pairs the two ([trace] Thm 4.3). Accepts ``(n, n)``
+    matrices or full ``(N, N, k, k)`` kernels (flattened input-major).
+    """
+    a, b = _as_kernel(k0, "k0"), _as_kernel(k1, "k1")
+    if a.shape != b.shape:
+        raise ValueError(f"k0 and k1 must have the same shape, got {a.shape} and {b.shape}")
+    n0 = float(np.sum(a * a))
+    if n0 <= 0:
+        raise ValueError("k0 must be nonzero")
+    c = float(np.sum(a * b)) / n0
+    rest = b - c * a
+    change = float(np.sum((b - a) ** 2))
+    turn = float(np.sum(rest * rest))
+    share = 0.0 if change == 0 else min(1.0, turn / change)
+    n1 = float(np.sqrt(np.sum(b * b)))
+    distance = 1.0 - float(np.sum(a * b)) / (float(np.sqrt(n0)) * n1) if n1 > 0 else 1.0
+    return KernelChange(c, share, distance)
+
+
+def homogeneous_split(norms: Any, direction_traces: Any, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``log Tr K(w_t) - log Tr K(w_0)`` of an ``L``-homogeneous network into norm and direction parts.
+
+    For ``f(x; c w) = c^L f(x; w)`` the gradients scale as ``c^(L-1)``, so
+    ``Tr K(w) = ||w||^(2(L-1)) Tr K(w / ||w||)`` (ch. 7; the link between the raw
+    trace of [trace] Sect. 4 and the kernel at the direction used by its Thm 4.2).
+    Returns ``(norm_part, direction_part)`` with
+    ``norm_part = 2 (L-1) log(||w_t|| / ||w_0||)`` and
+    ``direction_part = log(Tr K(w_t/||w_t||) / Tr K(w_0/||w_0||))``; their sum is the
+    log of the raw trace ratio.
+
+    Args:
+        norms: ``||w_t||`` at each record (positive).
+        direction_traces: ``Tr K(w_t / ||w_t||)`` at each record (positive).
+        degree: the homogeneity order ``L`` (>= 1).
+    """
+    degree = _checks.positive_int(degree, "degree")
+    norms = np.asarray(norms, dtype=np.float64)
+    tr = np.asarray(direction_traces, dtype=np.float64)
+    if norms.ndim != 1 or norms.shape != tr.shape or norms.size == 0:
+        raise ValueError(f"norms and direction_traces must be nonempty and of equal length, got {norms.shape}, {tr.shape}")
+    if not (np.all(np.isfinite(norms)) and np.all(np.isfinite(tr)) and np.all(norms > 0) and np.all(tr > 0)):
+        raise ValueError("norms and direction_traces must be finite and positive")
+    return 2 * (degree - 1) * np.log(norms / norms[0]), np.log(tr / tr[0])

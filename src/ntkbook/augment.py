@@ -258,3 +258,35 @@ def strong(
     keys = jax.random.split(key, imgs.shape[0])
     out = jax.vmap(lambda k, im: strong_one(k, im, **kwargs))(keys, imgs)
     return out.reshape(shape)
+
+
+def match_norms(images: Any, reference: Any) -> jax.Array:
+    """Rescale each image to the Euclidean norm of its reference image.
+
+    The control of the "input norm" explanation of [trace] Sect. 5.3.1 in chapter 9:
+    a strong view rescaled to the norm of the weak view of the same image keeps
+    the strong view's shape (rotation, noise, Cutout) and takes the weak view's
+    ``||x||^2``, so a trace gap that survives the rescaling is not a norm effect.
+
+    Args:
+        images: ``(N, ...)`` floating-point images (e.g. strong views).
+        reference: same shape; image ``i`` gets the norm of ``reference[i]``.
+
+    Returns:
+        ``images[i] * ||reference[i]|| / ||images[i]||``, same shape and dtype as ``images``.
+
+    Raises:
+        ValueError: mismatched shapes, non-finite values, or an image of norm 0
+            whose reference has a non-zero norm (no rescaling reaches it).
+    """
+    x = _checks.finite_array(images, "images")
+    r = _checks.finite_array(reference, "reference")
+    if x.shape != r.shape or x.ndim < 1:
+        raise ValueError(f"images and reference must have the same shape (N, ...), got {x.shape} and {r.shape}")
+    axes = tuple(range(1, x.ndim))
+    nx = np.sqrt(np.sum(np.asarray(x, np.float64) ** 2, axis=axes))
+    nr = np.sqrt(np.sum(np.asarray(r, np.float64) ** 2, axis=axes))
+    if np.any((nx == 0) & (nr > 0)):
+        raise ValueError("an image of norm 0 cannot be rescaled to a non-zero reference norm")
+    scale = np.where(nx > 0, nr / np.where(nx > 0, nx, 1.0), 1.0)
+    return (x * jnp.asarray(scale, x.dtype).reshape((-1,) + (1,) * len(axes))).astype(x.dtype)

@@ -346,7 +346,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             digits_ns=(10, 20, 40, 80, 160, 320), digits_repeats=3, digits_val=300, digits_test=600,
             digits_learning_rate=1.0,
             sweep_n=256, sweep_widths=(16, 32, 64, 128, 256, 512, 1024), sweep_network_max=256, sweep_repeats=3,
-            after_repeats=2, after_n0=100, kt_n=400, kt_points=10, grid=41,
+            after_repeats=2, after_n0=100, kt_n=400, kt_points=30, grid=41,
         ),
         "book": dict(
             dim=16, width=128, learning_rate=2.0, momentum=0.9, steps=1000, n_records=30,
@@ -355,7 +355,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             digits_learning_rate=1.0,
             sweep_n=512, sweep_widths=(16, 32, 64, 128, 256, 512, 1024, 2048), sweep_network_max=512,
             sweep_repeats=3,
-            after_repeats=3, after_n0=200, kt_n=1600, kt_points=14, grid=61,
+            after_repeats=3, after_n0=200, kt_n=1600, kt_points=30, grid=61,
         ),
         "paper": dict(
             dim=16, width=128, learning_rate=2.0, momentum=0.9, steps=2000, n_records=40,

@@ -665,6 +665,139 @@ def exponent_gap(fit_a: PowerLawFit, fit_b: PowerLawFit) -> ExponentGap:
     return ExponentGap(float(fit_b.exponent - fit_a.exponent), float(np.hypot(h_a, h_b)))
 
 
+class PairedGap(NamedTuple):
+    """``beta_a - beta_b`` from a paired fit, with its standard error and t-interval.
+
+    ``halfwidth`` is the two-sided ``confidence`` half-width; ``dof`` the residual
+    degrees of freedom of the fit (for other quantiles of the t-distribution).
+    """
+
+    difference: float
+    se: float
+    halfwidth: float
+    dof: int
+
+    @property
+    def significant(self) -> bool:
+        """Whether the interval lies above 0 (``a``'s error falls significantly faster)."""
+        return self.difference > self.halfwidth
+
+    def equivalent(self, margin: float, *, alpha: float = 0.05) -> bool:
+        """Two one-sided tests at level ``alpha``: is ``|beta_a - beta_b| < margin``?
+
+        True when the ``1 - 2 alpha`` interval ``difference +- t_{1-alpha} se`` lies
+        inside ``(-margin, margin)`` (Schuirmann's TOST).
+        """
+        from scipy import stats
+
+        margin = _checks.positive(margin, "margin")
+        alpha = _checks.probability(alpha, "alpha", open_low=True, open_high=True)
+        return abs(self.difference) + stats.t.ppf(1 - alpha, self.dof) * self.se < margin
+
+
+def paired_exponent_gap(ns: Sequence[int], errors_a: Any, errors_b: Any, *, confidence: float = 0.95) -> PairedGap:
+    """Difference of two data exponents measured on the same splits.
+
+    [limits] Sect. 3 compares the exponents ``beta`` of ``error ~ c n^{-beta}`` of
+    models trained on the same data. When ``errors_a[i, r]`` and ``errors_b[i, r]``
+    come from the same split (``n = ns[i]``, repeat ``r``), the draw of the data
+    moves both errors together, and the difference of the exponents is the slope
+    of one least-squares line,
+
+        log(errors_b / errors_a) = const + (beta_a - beta_b) log n,
+
+    whose residuals no longer carry the shared noise (:func:`exponent_gap` treats
+    the two fits as independent and so overstates the uncertainty of a paired
+    design). The interval assumes independent, homoscedastic residuals on the log
+    scale, as :func:`ntkbook.metrics.fit_power_law` does.
+
+    Args:
+        ns: training-set sizes, increasing, at least 2 distinct.
+        errors_a, errors_b: positive arrays of shape ``(len(ns), repeats)``.
+        confidence: of the two-sided t-interval, in ``(0, 1)``.
+
+    Returns:
+        A :class:`PairedGap` (``difference = beta_a - beta_b``, as :func:`exponent_gap`).
+
+    Raises:
+        ValueError: mismatched shapes, non-positive or non-finite errors, fewer than
+            3 points or fewer than 2 distinct ``n``.
+    """
+    from scipy import stats
+
+    ns = np.asarray(_checks.positive_ints(ns, "ns"), float)
+    a = np.asarray(errors_a, float)
+    b = np.asarray(errors_b, float)
+    if a.ndim != 2 or a.shape != b.shape or a.shape[0] != ns.size:
+        raise ValueError(f"errors_a and errors_b must both have shape ({ns.size}, repeats), got {a.shape} and {b.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(a > 0) and np.all(b > 0)):
+        raise ValueError("errors must be finite and positive for a log-log fit")
+    if a.size < 3 or np.unique(ns).size < 2:
+        raise ValueError("need at least 3 points and 2 distinct n")
+    confidence = _checks.probability(confidence, "confidence", open_low=True, open_high=True)
+    x = np.repeat(np.log(ns), a.shape[1])
+    y = (np.log(b) - np.log(a)).ravel()
+    res = stats.linregress(x, y)
+    dof = x.size - 2
+    se = float(res.stderr) if dof > 0 else float("inf")
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se) if dof > 0 else float("inf")
+    return PairedGap(float(res.slope), se, half, int(dof))
+
+
+class SlopeChange(NamedTuple):
+    """Log-log slopes of the early and the late half of a curve (see :func:`slope_change`)."""
+
+    early: PowerLawFit
+    late: PowerLawFit
+    whole: PowerLawFit
+    difference: float  # late.exponent - early.exponent
+    se: float  # sqrt(se_early^2 + se_late^2)
+    dof: int  # Welch-Satterthwaite degrees of freedom of the difference
+
+
+def slope_change(t: Any, y: Any) -> SlopeChange:
+    """Compare the log-log slope of ``y(t)`` on the early and the late half of its range.
+
+    [limits] Sect. 5 asks whether the kernel improves fast early and slowly later
+    (its Hypothesis 5.1) or at a constant rate on log-log axes. The points are
+    split at the median of ``log t`` (the lower half, ties included, is
+    "early"); each half gets its own least-squares line in ``log y`` against
+    ``log t`` (:func:`ntkbook.metrics.fit_power_law`). A constant power law
+    gives equal slopes; a fast early phase a steeper (more negative) early slope,
+    that is ``difference = late - early > 0``.
+
+    Args:
+        t: positive times, at least 6 points with at least 3 distinct values in each half.
+        y: positive values, same length.
+
+    Returns:
+        A :class:`SlopeChange`; ``se`` combines the two fits' standard errors as
+        independent (disjoint points), ``dof`` by Welch-Satterthwaite.
+
+    Raises:
+        ValueError: non-positive or mismatched inputs, too few points per half.
+    """
+    from .metrics import fit_power_law
+
+    t = np.asarray(t, float)
+    y = np.asarray(y, float)
+    if t.ndim != 1 or t.shape != y.shape:
+        raise ValueError(f"t and y must be 1-D of equal length, got {t.shape} and {y.shape}")
+    if t.size < 6:
+        raise ValueError(f"need at least 6 points, got {t.size}")
+    order = np.argsort(t, kind="stable")
+    t, y = t[order], y[order]
+    early = np.log(t) <= np.median(np.log(t))
+    if early.sum() < 3 or (~early).sum() < 3 or np.unique(t[early]).size < 2 or np.unique(t[~early]).size < 2:
+        raise ValueError("each half needs at least 3 points and 2 distinct times")
+    fe, fl, fw = fit_power_law(t[early], y[early]), fit_power_law(t[~early], y[~early]), fit_power_law(t, y)
+    se_e, se_l = float(fe.stderr), float(fl.stderr)
+    se = float(np.hypot(se_e, se_l))
+    de, dl = int(early.sum()) - 2, int((~early).sum()) - 2
+    dof = int(np.floor(se**4 / (se_e**4 / de + se_l**4 / dl))) if se > 0 else de + dl
+    return SlopeChange(fe, fl, fw, float(fl.exponent - fe.exponent), se, max(dof, 1))
+
+
 # ------------------------------------------------------ after-kernels and K^t
 def subset(split: _data.HeldOutSplit, n: int) -> _data.HeldOutSplit:
     """The same split with only the first ``n`` training samples."""

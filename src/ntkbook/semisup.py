@@ -23,7 +23,11 @@ images and fixed augmentation draws, so the curves are not augmentation noise),
   ``Omega(hat X_u)`` (``pseudo``), all at the model's parameters;
 - for every ``tau`` the two sides of Thm 5.1 ([trace] eq. 7, Appendix A eq. 8),
   see :func:`thm51_terms`;
-- test accuracies of the model and of each EMA copy.
+- test accuracies of the model and of each EMA copy;
+- the normalised trace ``Tr K(X_te) / (|X_te| k)`` of the model (``trace_test``) and
+  of every EMA copy (``ema_trace_test``, one per ``tau``) on a fixed sample of
+  ``min(n_probe, |test|)`` test images, each with its standard error over images
+  ([trace] Fig. 8, the trace of the EMA models on the test set).
 
 :func:`train_supervised` is the labelled-only baseline with the same budget: the
 same steps, optimiser, labelled batches and weak views (the same keys), the
@@ -279,7 +283,9 @@ class SemiSupResult(NamedTuple):
             pseudo-labelled), each with a standard error ``trace_*_se`` over the probe
             images, ``pseudo_fraction``, ``pseudo_precision`` (NaN likewise),
             ``thm_distance``, ``thm_lhs``, ``thm_trace``, ``thm_rms``, ``thm_ratio``,
-            ``thm_grad_norm``, ``thm_grad_ratio`` (:class:`Thm51Terms`).
+            ``thm_grad_norm``, ``thm_grad_ratio`` (:class:`Thm51Terms`), ``trace_test``
+            and ``ema_trace_test`` (per ``tau``) on a fixed sample of test images,
+            each with ``*_se``.
     """
 
     params: Any
@@ -471,6 +477,11 @@ def _train(apply_fn, params, split, steps, *, key, taus, threshold, unlabelled_w
     probes_all = jnp.concatenate([p_lw, p_uw, p_us])
     x_te, y_te = jnp.asarray(split.x_test), jnp.asarray(split.y_test)
     k_out = int(jax.eval_shape(apply_fn, params, x_l[:1]).shape[-1])
+    # test images on which the traces of the model and of every EMA copy are recorded
+    # ([trace] Fig. 8: the NTK trace of the EMA models on the test set)
+    n_tp = min(n_probe, x_te.shape[0])
+    p_te = x_te[np.sort(np.asarray(jax.random.choice(jax.random.fold_in(pk, 1), x_te.shape[0], (n_tp,),
+                                                     replace=False)))]
 
     @jax.jit
     def evaluate(p):
@@ -489,6 +500,11 @@ def _train(apply_fn, params, split, steps, *, key, taus, threshold, unlabelled_w
             out[f"trace_{name}"] = d.mean() if d.size else np.nan
             # standard error of the mean over the probe images (the images are a sample)
             out[f"trace_{name}_se"] = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else np.nan
+        for name, models_ in (("trace_test", [p["model"]]), ("ema_trace_test", list(p["ema"]))):
+            d = np.stack([np.asarray(trace.exact_diagonal(apply_fn, m, p_te)) / k_out for m in models_])
+            mean = d.mean(axis=1)
+            se = d.std(axis=1, ddof=1) / np.sqrt(d.shape[1]) if n_tp > 1 else np.full(len(models_), np.nan)
+            out[name], out[f"{name}_se"] = (mean[0], se[0]) if name == "trace_test" else (mean, se)
         hits = np.asarray(labels)[mask] == np.asarray(p_yu_hidden)[mask]
         out["pseudo_precision"] = hits.mean() if hits.size else np.nan
         # Thm 5.1 on the samples of the training loss: labelled (true labels) and, for

@@ -151,10 +151,10 @@ def sequences(pairs: Any, p: int) -> np.ndarray:
 
 
 def fourier_energy(embed: Any, p: int) -> np.ndarray:
-    """Energy of a token embedding per frequency of the group ``Z_p`` (Nanda et al. 2023, Sect. 5.1).
+    """Energy of a token embedding per frequency of the group ``Z_p`` (Nanda et al. 2023).
 
     Nanda et al. ("Progress measures for grokking via mechanistic interpretability",
-    ICLR 2023) find that the modular-addition transformer embeds token ``a`` through
+    ICLR 2023, arXiv:2301.05217) find that the modular-addition transformer embeds token ``a`` through
     ``cos(w_j a)`` and ``sin(w_j a)`` for a few key frequencies ``w_j = 2 pi j / p``, so
     the embedding matrix, read in the Fourier basis over the token axis, becomes
     sparse. This returns that spectrum: for the first ``p`` rows ``E`` (the number
@@ -187,7 +187,7 @@ def fourier_energy(embed: Any, p: int) -> np.ndarray:
 def fourier_concentration(embed: Any, p: int, top: int) -> float:
     """Share of an embedding's non-constant Fourier energy in its ``top`` strongest frequencies.
 
-    A progress measure after Nanda et al. (2023, Sect. 5.1): the embedding of a
+    A progress measure after Nanda et al. (2023): the embedding of a
     randomly initialised transformer spreads its energy over all ``p // 2``
     non-zero frequencies (about ``top / (p // 2)`` in the strongest ``top``),
     while the generalising solution of modular addition concentrates it on a few

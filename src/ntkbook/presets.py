@@ -345,7 +345,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             ns=(25, 50, 100, 200, 400, 800), repeats=3, n_val=500, n_test=2000,
             digits_ns=(10, 20, 40, 80, 160, 320), digits_repeats=3, digits_val=300, digits_test=600,
             digits_learning_rate=1.0,
-            sweep_n=256, sweep_widths=(16, 32, 64, 128, 256, 512, 1024), sweep_network_max=256, sweep_repeats=3,
+            sweep_n=256, sweep_widths=(16, 32, 64, 128, 256, 512, 1024), sweep_network_max=256, sweep_repeats=5,
             after_repeats=2, after_n0=100, kt_n=400, kt_points=30, grid=41,
         ),
         "book": dict(

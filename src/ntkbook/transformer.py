@@ -148,3 +148,65 @@ def sequences(pairs: Any, p: int) -> np.ndarray:
         raise ValueError(f"tokens must lie in [0, {p}), got {pairs.min()}..{pairs.max()}")
     tokens = np.concatenate([pairs, np.full((len(pairs), 1), p, pairs.dtype)], axis=1)
     return np.eye(p + 1, dtype=np.float32)[tokens]
+
+
+def fourier_energy(embed: Any, p: int) -> np.ndarray:
+    """Energy of a token embedding per frequency of the group ``Z_p`` (Nanda et al. 2023).
+
+    Nanda et al. ("Progress measures for grokking via mechanistic interpretability",
+    ICLR 2023, arXiv:2301.05217) find that the modular-addition transformer embeds token ``a`` through
+    ``cos(w_j a)`` and ``sin(w_j a)`` for a few key frequencies ``w_j = 2 pi j / p``, so
+    the embedding matrix, read in the Fourier basis over the token axis, becomes
+    sparse. This returns that spectrum: for the first ``p`` rows ``E`` (the number
+    tokens ``0..p-1``; further rows such as ``=`` are ignored),
+    ``energy[j] = sum_d |sum_a E[a, d] exp(-2 pi i j a / p)|^2 / p`` for ``j = 0``,
+    doubled for ``1 <= j < p / 2`` (frequencies ``j`` and ``p - j`` carry the same
+    energy for a real embedding), so that ``energy.sum() == ||E||_F^2`` (Parseval).
+    ``energy[0]`` is the mean over tokens (the constant direction).
+
+    Args:
+        embed: the embedding matrix, shape ``(V, d)`` with ``V >= p``.
+        p: the modulus (the number tokens are ``0..p-1``), ``p >= 2``.
+
+    Returns:
+        ``(p // 2 + 1,)`` non-negative energies, frequencies ``0..p // 2``.
+
+    Raises:
+        ValueError: ``p`` not an integer >= 2, ``embed`` not a finite matrix with at
+            least ``p`` rows.
+    """
+    p = _checks.positive_int(p, "p", minimum=2)
+    e = np.asarray(_checks.finite_array(embed, "embed", ndim=2), dtype=np.float64)
+    if e.shape[0] < p:
+        raise ValueError(f"embed must have at least p = {p} rows (one per number token), got {e.shape[0]}")
+    power = (np.abs(np.fft.rfft(e[:p], axis=0)) ** 2).sum(axis=1) / p
+    power[1:(p + 1) // 2] *= 2.0  # j and p - j; the Nyquist term (even p) appears once
+    return power
+
+
+def fourier_concentration(embed: Any, p: int, top: int) -> float:
+    """Share of an embedding's non-constant Fourier energy in its ``top`` strongest frequencies.
+
+    A progress measure after Nanda et al. (2023): the embedding of a
+    randomly initialised transformer spreads its energy over all ``p // 2``
+    non-zero frequencies (about ``top / (p // 2)`` in the strongest ``top``),
+    while the generalising solution of modular addition concentrates it on a few
+    key frequencies (share near 1). The constant direction (frequency 0) is left
+    out, as it carries no information about the token.
+
+    Args:
+        embed: embedding matrix ``(V, d)``, ``V >= p`` (see :func:`fourier_energy`).
+        p: the modulus, ``p >= 2``.
+        top: how many frequencies to count, ``1 <= top <= p // 2``.
+
+    Returns:
+        A number in ``[top / (p // 2), 1]`` (``nan`` for an embedding constant over tokens).
+    """
+    energy = fourier_energy(embed, p)[1:]
+    top = _checks.positive_int(top, "top")
+    if top > energy.size:
+        raise ValueError(f"top must be at most p // 2 = {energy.size}, got {top}")
+    total = energy.sum()
+    if total == 0:
+        return float("nan")
+    return float(np.sort(energy)[::-1][:top].sum() / total)

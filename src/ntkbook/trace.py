@@ -727,7 +727,9 @@ class KernelChange(NamedTuple):
     distance: float
 
 
-def _as_kernel(k: Any, name: str) -> np.ndarray:
+def _flat_kernel(k: Any, name: str) -> np.ndarray:
+    # A symmetric float64 matrix; neural-tangents' (N, N, k, k) blocks are flattened to (N k, N k).
+    # (metrics._as_kernel only checks shapes and keeps the blocks.)
     k = np.asarray(k, dtype=np.float64)
     if k.ndim == 4:  # neural-tangents' (N, N, k, k) layout -> (N k, N k)
         n, _, a, _ = k.shape
@@ -743,7 +745,7 @@ def centred_kernel(kernel: Any) -> np.ndarray:
     mean feature, which in an NTK is a large common mode that makes every pair of
     inputs look alike (cf. the centred alignment of Cortes et al. 2012).
     """
-    k = _as_kernel(kernel, "kernel")
+    k = _flat_kernel(kernel, "kernel")
     n = k.shape[0]
     if n < 2:
         raise ValueError(f"kernel must be at least 2 x 2 to centre, got {k.shape}")
@@ -761,7 +763,7 @@ def kernel_change(k0: Any, k1: Any) -> KernelChange:
     trace-evolution paper pairs the two ([trace] Thm 4.3). Accepts ``(n, n)``
     matrices or full ``(N, N, k, k)`` kernels (flattened input-major).
     """
-    a, b = _as_kernel(k0, "k0"), _as_kernel(k1, "k1")
+    a, b = _flat_kernel(k0, "k0"), _flat_kernel(k1, "k1")
     if a.shape != b.shape:
         raise ValueError(f"k0 and k1 must have the same shape, got {a.shape} and {b.shape}")
     n0 = float(np.sum(a * a))

@@ -317,6 +317,26 @@ def compressed_spectra(kernel: Any, num_classes: int, per_class: int) -> tuple[n
     return tuple(np.linalg.eigvalsh(b.T @ k @ b) for b in bases)
 
 
+def output_block_norms(kernel: Any) -> np.ndarray:
+    """Frobenius norms ``||Theta_{k,s}(X)||_F`` of the output blocks of a full eNTK.
+
+    Thesis 3.3, eqs. (8)-(9) move each output's residual by its own block
+    ``Theta_{k,k}(X)`` and assume the cross-output blocks ``k != s`` vanish (their
+    size is looked at in Fig. 1c-d). Traced kernels average the diagonal blocks and
+    cannot show the others; this returns the ``(k, k)`` matrix of all block norms.
+
+    Args:
+        kernel: ``(N, N, k, k)`` kernel, e.g. ``kernels.empirical_ntk(..., trace_axes=())``.
+
+    Raises:
+        ValueError: a kernel that is not finite or not of shape ``(N, N, k, k)``.
+    """
+    k = _checks.finite_values(kernel, "kernel")
+    if k.ndim != 4 or k.shape[0] != k.shape[1] or k.shape[2] != k.shape[3]:
+        raise ValueError(f"kernel must have shape (N, N, k, k), got {k.shape}")
+    return np.sqrt(np.einsum("ijks,ijks->ks", k, k))
+
+
 # ------------------------------------------------------------------ residuals
 def residuals(W: Any, H: Any, b: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(R, R_class, R_global)`` of eqs. (16)-(18) for class-sorted, balanced samples.
@@ -630,8 +650,11 @@ def misalign_readout(state: ReducedState, key: jax.Array, strength: float) -> Re
     The rows of ``V`` are Gaussian, restricted to the orthogonal complement of the
     span of the features and of the rows of ``W`` (so ``V H = 0`` and ``W V^T = 0``),
     and scaled so that ``||V||_F = sqrt(C)``. The features and biases are unchanged;
-    the invariant (26) gains ``strength^2 V^T V / m``, a term no feature matrix can
-    match, so ``W^T W`` is no longer proportional to the feature terms (eq. 28).
+    the invariant (26) gains ``(strength (W^T V + V^T W) + strength^2 V^T V) / m``.
+    ``W V^T = 0`` does not make the ``n x n`` cross term ``W^T V`` vanish; it is
+    indefinite, so the new ``E`` has negative eigenvalues and leaves the positive
+    semi-definite case in which thesis 3.3, Remark (5) after Thm 5.2 still gives NC1.
+    ``W^T W`` is no longer proportional to the feature terms (eq. 28).
 
     Raises:
         ValueError: negative ``strength``, or no dimensions left outside the features
@@ -659,8 +682,9 @@ def misalign_readout(state: ReducedState, key: jax.Array, strength: float) -> Re
 def collapse_along(traj: Trajectory) -> dict[str, np.ndarray]:
     """NC1-NC4 (:mod:`ntkbook.metrics`) at every saved time of a solution of eq. (25) or (19).
 
-    Returns a dict of arrays over ``traj.ts``: ``nc1, nc2, nc3, nc4`` and
-    ``within_std`` (the within-class standard deviation of the features).
+    Returns a dict of arrays over ``traj.ts``: ``nc1, nc2, nc3, nc4``,
+    ``within_std`` (the within-class standard deviation of the features) and the
+    three numbers of :func:`collapse_geometry`: ``spread``, ``equinorm``, ``equiangular``.
     """
     states = traj.states
     if isinstance(states, ReducedState):
@@ -674,10 +698,62 @@ def collapse_along(traj: Trajectory) -> dict[str, np.ndarray]:
     H, W, b = np.asarray(H, float), np.asarray(states.W, float), np.asarray(states.b, float)
     c = W.shape[1]
     labels = np.repeat(np.arange(c), H.shape[-1] // c)
-    out = {k: [] for k in ("nc1", "nc2", "nc3", "nc4", "within_std")}
+    out = {k: [] for k in ("nc1", "nc2", "nc3", "nc4", "within_std", "spread", "equinorm", "equiangular")}
     for h, w, bb in zip(H, W, b):
         vals = metrics.neural_collapse(h.T, labels, w, bb)
         for k, v in zip(("nc1", "nc2", "nc3", "nc4"), vals):
             out[k].append(v)
         out["within_std"].append(metrics.within_class_std(h.T, labels))
+        for k, v in zip(("spread", "equinorm", "equiangular"), collapse_geometry(h.T, labels)):
+            out[k].append(v)
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+class CollapseGeometry(NamedTuple):
+    """NC1 and NC2 in the forms that the trace measures hide (see :func:`collapse_geometry`)."""
+
+    spread: float
+    equinorm: float
+    equiangular: float
+
+
+def collapse_geometry(features: Any, labels: Any) -> CollapseGeometry:
+    """Within-class spread (NC1) and the two halves of NC2, equal norms and equal angles.
+
+    With class means ``mu_c``, global mean ``mu_G`` and centred means ``m_c = mu_c - mu_G``:
+
+    - ``spread = mean_i ||h_i - mu_{y_i}||^2 / mean_c ||m_c||^2``: NC1 as the thesis
+      states it (3.3, NC1, ``||h(x) - <h>_c|| -> 0``), relative to the size of the means.
+      Unlike ``Tr(Sigma_W Sigma_B^+) / C`` it sees spread outside the span of the means.
+    - ``equinorm = std_c ||m_c|| / mean_c ||m_c||`` (Papyan et al. 2020, Fig. 2).
+    - ``equiangular = mean_{c != c'} |cos(m_c, m_c') + 1 / (C - 1)|`` (Papyan et al.
+      2020, Fig. 4): zero iff every pair of centred means meets at the simplex angle.
+
+    All three are zero at collapse and invariant to rescaling the features.
+
+    Args:
+        features: ``(N, n)`` features, one row per sample.
+        labels: ``(N,)`` integer classes ``0..C-1`` (``C >= 2``, any class sizes >= 1).
+
+    Raises:
+        ValueError: bad shapes or labels, non-finite features, or a centred class mean of norm 0.
+    """
+    h = _checks.finite_values(features, "features")
+    if h.ndim != 2 or h.shape[0] < 2:
+        raise ValueError(f"features must have shape (N, n) with one row per sample, got {h.shape}")
+    y = _checks.labels(labels, "labels")
+    if y.shape != (h.shape[0],):
+        raise ValueError(f"labels must hold one label per sample ({h.shape[0]}), got shape {y.shape}")
+    c = int(y.max()) + 1
+    if c < 2 or y.min() < 0 or np.unique(y).size != c:
+        raise ValueError(f"labels must take every value 0..C-1 with C >= 2, got {np.unique(y).tolist()}")
+    mu = np.stack([h[y == k].mean(axis=0) for k in range(c)])
+    cm = mu - mu.mean(axis=0)
+    norms = np.linalg.norm(cm, axis=1)
+    if np.any(norms == 0):
+        raise ValueError("a centred class mean is zero: the angles of NC2 are undefined")
+    spread = float(np.mean(np.sum((h - mu[y]) ** 2, axis=1)) / np.mean(norms**2))
+    cos = (cm @ cm.T) / np.outer(norms, norms)
+    off = ~np.eye(c, dtype=bool)
+    return CollapseGeometry(spread, float(norms.std() / norms.mean()),
+                            float(np.mean(np.abs(cos[off] + 1.0 / (c - 1)))))

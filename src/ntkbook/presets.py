@@ -439,9 +439,12 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         ),
     },
     "11_ntk_alignment": {
-        "ci": dict(per_class=10, width=64, depth=3, steps=1500, lr=0.3, records=30, frames=8, seeds=2, linear_steps=60),
-        "book": dict(per_class=20, width=128, depth=4, steps=3000, lr=0.3, records=40, frames=10, seeds=3, linear_steps=80),
-        "paper": dict(per_class=30, width=256, depth=6, steps=6000, lr=0.3, records=50, frames=16, seeds=5, linear_steps=100),
+        "ci": dict(per_class=10, width=64, depth=3, steps=1500, lr=0.3, records=30, frames=8, seeds=2, linear_steps=60,
+               sigma_w2=(1.0, 2.0, 2.2)),
+        "book": dict(per_class=20, width=128, depth=4, steps=3000, lr=0.3, records=40, frames=10, seeds=3, linear_steps=80,
+                 sigma_w2=(1.0, 2.0, 2.2)),
+        "paper": dict(per_class=30, width=256, depth=6, steps=6000, lr=0.3, records=50, frames=16, seeds=5, linear_steps=100,
+                  sigma_w2=(1.0, 2.0, 2.2)),
     },
     "12_collapse_ode": {
         "ci": dict(classes=4, per_class=5, feature_dim=8, t_end=300.0, n_times=40, tols=(1e-5, 1e-7, 1e-9),

@@ -483,7 +483,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             check_depth=5, kappa_depth=100, cond_S=10, ov_S=6, ov_check_depths=(2, 4, 8),
         ),
         "book": dict(
-            mc_width=1000, mc_depth=30, mc_seeds=256, grid_n=60, xi_n=25, anim_frames=25, traj_depth=40,
+            mc_width=700, mc_depth=30, mc_seeds=256, grid_n=60, xi_n=25, anim_frames=25, traj_depth=40,
             check_depth=8, kappa_depth=100, cond_S=10, ov_S=6, ov_check_depths=(2, 4, 8, 16),
         ),
         "paper": dict(

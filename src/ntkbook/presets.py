@@ -402,7 +402,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     "14_pseudo_ntk": {
         "ci": dict(
             n_train_per_class=5, n_test_per_class=10, heat_inputs=5,
-            widths=(64, 128, 256, 512, 1024), seeds=2, show_widths=(64, 256, 1024), ridges=(0.0, 1.0, 10.0),
+            widths=(64, 128, 256, 512, 1024), seeds=5, show_widths=(64, 256, 1024), ridges=(0.0, 1.0, 10.0),
             cost_n=100, cost_width=256, cost_classes=(1, 2, 5, 10, 20), cost_repeats=3,
             after_n=40, train_steps=300,
         ),

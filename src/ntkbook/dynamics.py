@@ -15,6 +15,10 @@ logits and ``G = dl/dz`` at ``x_i`` (``k``). :func:`one_step_decomposition` retu
 three factors separately; :func:`sgd_step` takes the real step with the same loss
 normalisation, so the two can be compared.
 
+**Distillation** (chapter 13). :func:`fit_softmax_student` distils a linear softmax
+student from soft targets (labels, a converged teacher, an averaged one), the
+comparison of Ren, Guo & Sutherland (2022) on a toy with a known ``p*``.
+
 **Preferences** (chapter 13). :func:`dpo_loss` (Rafailov et al. 2023, eq. 7) and the
 pure negative gradient :func:`negative_gradient_loss` for the squeezing effect of
 Ren & Sutherland (2025); :func:`dpo_logit_gradients` gives their ``G``.

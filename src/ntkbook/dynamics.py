@@ -15,6 +15,10 @@ logits and ``G = dl/dz`` at ``x_i`` (``k``). :func:`one_step_decomposition` retu
 three factors separately; :func:`sgd_step` takes the real step with the same loss
 normalisation, so the two can be compared.
 
+**Distillation** (chapter 13). :func:`fit_softmax_student` distils a linear softmax
+student from soft targets (labels, a converged teacher, an averaged one), the
+comparison of Ren, Guo & Sutherland (2022) on a toy with a known ``p*``.
+
 **Preferences** (chapter 13). :func:`dpo_loss` (Rafailov et al. 2023, eq. 7) and the
 pure negative gradient :func:`negative_gradient_loss` for the squeezing effect of
 Ren & Sutherland (2025); :func:`dpo_logit_gradients` gives their ``G``.
@@ -39,6 +43,7 @@ Kernels are accepted in both shapes used by :mod:`ntkbook.kernels`: a full eNTK
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
@@ -271,6 +276,83 @@ def output_change(apply_fn: Callable, params_before: Any, params_after: Any, x: 
     """``sigma(z(x; w_after)) - sigma(z(x; w_before))``, shape ``(M, k)``."""
     _checks.choice(output, "output", OUTPUTS)
     return apply_output(apply_fn(params_after, x), output) - apply_output(apply_fn(params_before, x), output)
+
+
+@jax.jit
+def _student_objective(wb: tuple[jax.Array, jax.Array], x: jax.Array, targets: jax.Array, weights: jax.Array) -> jax.Array:
+    w, b = wb
+    logq = jax.nn.log_softmax(x @ w + b, axis=-1)
+    return -jnp.sum(weights * jnp.sum(targets * logq, axis=-1)) / jnp.sum(weights)
+
+
+@functools.partial(jax.jit, static_argnames="steps")
+def _student_descent(x: jax.Array, targets: jax.Array, weights: jax.Array, steps: int, eta: float):
+    grad = jax.grad(_student_objective)
+    wb0 = (jnp.zeros((x.shape[1], targets.shape[1]), x.dtype), jnp.zeros((targets.shape[1],), x.dtype))
+
+    def body(_, wb):
+        g = grad(wb, x, targets, weights)
+        return (wb[0] - eta * g[0], wb[1] - eta * g[1])
+
+    return jax.lax.fori_loop(0, steps, body, wb0)
+
+
+def fit_softmax_student(
+    x: Any, targets: Any, *, steps: int, learning_rate: float, weights: Any = None
+) -> tuple[jax.Array, jax.Array]:
+    """Distil a linear softmax student ``q(x) = softmax(x W + b)`` from (soft) targets.
+
+    Knowledge distillation trains a student on a teacher's predicted probabilities
+    ``p_i`` instead of one-hot labels, minimising the cross-entropy
+    ``-(1/sum_i w_i) sum_i w_i sum_c p_ic log q_c(x_i)`` (Hinton et al. 2015; the
+    targets compared in Ren, Guo & Sutherland 2022, Sect. 3, are the labels, a
+    converged teacher and an early-stopped or averaged one). The objective is convex
+    in ``(W, b)``; plain gradient descent from ``W = 0, b = 0`` (no random
+    initialisation, so two target sets are compared on exactly the same footing)
+    runs for ``steps`` steps. The sample weights ``w_i`` let a bootstrap resample be
+    passed as counts. One step's gradient is ``X^T diag(w) (q - p) / sum w``, whose
+    rows sum to zero over classes, so the iterates stay in the gauge
+    ``sum_c W_jc = 0``.
+
+    Args:
+        x: ``(n, d)`` inputs.
+        targets: ``(n, k)`` target distributions (rows non-negative, summing to 1),
+            e.g. one-hot labels or a teacher's ``softmax`` outputs.
+        steps: number of full-batch gradient steps.
+        learning_rate: step size (stable below ``2 / lambda_max`` of the Hessian,
+            which is at most ``lambda_max(X^T X / n) / 2`` plus the bias direction).
+        weights: optional ``(n,)`` non-negative sample weights, not all zero.
+
+    Returns:
+        ``(W, b)`` with shapes ``(d, k)`` and ``(k,)``.
+
+    Raises:
+        ValueError / TypeError: bad shapes, targets that are not distributions,
+        negative or all-zero weights, non-positive steps or learning rate.
+    """
+    x = _checks.finite_array(x, "x", ndim=2)
+    targets = _checks.finite_array(targets, "targets", ndim=2, dtype=x.dtype)
+    n = _checks.same_rows(x, "x", targets, "targets")
+    steps = _checks.positive_int(steps, "steps")
+    eta = _checks.positive(learning_rate, "learning_rate")
+    t = np.asarray(targets)
+    if np.any(t < 0) or not np.allclose(t.sum(1), 1.0, atol=1e-4):
+        raise ValueError("targets must be distributions: rows non-negative and summing to 1")
+    if weights is None:
+        w = jnp.ones((n,), x.dtype)
+    else:
+        w = _checks.finite_array(weights, "weights", ndim=1, dtype=x.dtype)
+        if w.shape[0] != n:
+            raise ValueError(f"weights must have shape ({n},), got {tuple(w.shape)}")
+        if np.any(np.asarray(w) < 0) or not float(np.sum(np.asarray(w))) > 0:
+            raise ValueError("weights must be non-negative and not all zero")
+    return _student_descent(x, targets, w, steps, eta)
+
+
+def softmax_student_probs(wb: tuple[Any, Any], x: Any) -> jax.Array:
+    """``softmax(x W + b)`` for the ``(W, b)`` of :func:`fit_softmax_student`."""
+    w, b = wb
+    return jax.nn.softmax(_checks.finite_array(x, "x", ndim=2) @ w + b, axis=-1)
 
 
 # ----------------------------------------------------------------------- preferences

@@ -627,6 +627,75 @@ def pseudo_ntk(
     return k[..., 0, 0]
 
 
+class PntkSpectrum(NamedTuple):
+    """Extreme eigenvalues of the eNTK and of ``pNTK (x) I_k`` on the same inputs, and
+    the size of their difference in operator norm (see :func:`pntk_spectrum`)."""
+
+    lam_max_entk: float
+    lam_min_entk: float
+    lam_max_pntk: float
+    lam_min_pntk: float
+    err_op: float
+
+    @property
+    def cond_entk(self) -> float:
+        """Condition number ``lam_max / lam_min`` of the eNTK (``inf`` if singular)."""
+        return self.lam_max_entk / self.lam_min_entk if self.lam_min_entk > 0 else float("inf")
+
+    @property
+    def cond_pntk(self) -> float:
+        """Condition number of ``pNTK (x) I_k``, the same as the pNTK's own."""
+        return self.lam_max_pntk / self.lam_min_pntk if self.lam_min_pntk > 0 else float("inf")
+
+    @property
+    def err_over_lam_min(self) -> float:
+        """``||eNTK - pNTK (x) I||_2 / lam_min(eNTK)``: below 1, first-order perturbation
+        of the inverse applies (``||A^-1 - B^-1|| <= ||E|| / (lam_min (lam_min - ||E||))``)."""
+        return self.err_op / self.lam_min_entk if self.lam_min_entk > 0 else float("inf")
+
+
+def pntk_spectrum(full: Any, pntk: Any) -> PntkSpectrum:
+    """Compare the spectra of an eNTK ``(N, N, k, k)`` and a pNTK ``(N, N)`` on the same inputs.
+
+    The eNTK is read as the ``Nk x Nk`` matrix with rows ``(input, output)``; the
+    pNTK stands for ``pNTK (x) I_k``, whose eigenvalues are the pNTK's, each ``k``
+    times, so its extreme eigenvalues and condition number are the pNTK's own. The
+    talk's "pNTK motivation" slides and Mohamadi, Bae & Sutherland (2023, Sect. 4)
+    compare ``lambda_max``, ``lambda_min`` and the condition number of the two
+    kernels; by Weyl's inequality every eigenvalue of one lies within ``err_op`` of
+    the corresponding eigenvalue of the other, where ``err_op`` is the spectral
+    norm of ``E = eNTK - pNTK (x) I_k``.
+
+    Args:
+        full: the eNTK, shape ``(N, N, k, k)``, symmetric as an ``Nk x Nk`` matrix.
+        pntk: the pNTK, shape ``(N, N)``, symmetric.
+
+    Returns:
+        :class:`PntkSpectrum` (NumPy float64 eigenvalues, ``eigvalsh``).
+
+    Raises:
+        ValueError: wrong shapes, mismatched ``N``, non-finite or non-symmetric input.
+    """
+    full, pntk = np.asarray(full, np.float64), np.asarray(pntk, np.float64)  # NumPy: keeps float64 outside x64 mode
+    if full.ndim != 4:
+        raise ValueError(f"full must have shape (N, N, k, k), got {full.shape}")
+    n, n2, k, k2 = full.shape
+    if n != n2 or k != k2:
+        raise ValueError(f"full must have shape (N, N, k, k), got {full.shape}")
+    if pntk.shape != (n, n):
+        raise ValueError(f"pntk must have shape ({n}, {n}) to match full, got {pntk.shape}")
+    mat = full.transpose(0, 2, 1, 3).reshape(n * k, n * k)
+    _checks.symmetric(mat, "full (as an Nk x Nk matrix)")
+    _checks.symmetric(pntk, "pntk")
+    mat = 0.5 * (mat + mat.T)
+    p = 0.5 * (pntk + pntk.T)
+    lam_e = np.linalg.eigvalsh(mat)
+    lam_p = np.linalg.eigvalsh(p)
+    err = mat - np.kron(p, np.eye(k))
+    err_op = float(np.max(np.abs(np.linalg.eigvalsh(err))))
+    return PntkSpectrum(float(lam_e[-1]), float(lam_e[0]), float(lam_p[-1]), float(lam_p[0]), err_op)
+
+
 class KernelCost(NamedTuple):
     """Cost of one kernel evaluation: best wall time over repeats (s), XLA's estimate
     of the floating-point operations, its temporary buffer size for the compiled

@@ -376,6 +376,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             squeeze_logit_lr=0.5, squeeze_logit_steps=10,
             squeeze_contexts=30, squeeze_steps=30, squeeze_lr=0.02,
             dpo_pairs=20, dpo_steps=60, dpo_lr=0.02, dpo_beta=1.0,
+            student_steps=2000, student_lr=1.0, student_repeats=20,
         ),
         "book": dict(
             digits_train_per_class=30, digits_probe_per_class=30, width=512, pretrain_steps=200, pretrain_lr=0.5,
@@ -385,6 +386,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             squeeze_logit_lr=0.5, squeeze_logit_steps=10,
             squeeze_contexts=100, squeeze_steps=40, squeeze_lr=0.02,
             dpo_pairs=60, dpo_steps=100, dpo_lr=0.02, dpo_beta=1.0,
+            student_steps=3000, student_lr=1.0, student_repeats=40,
         ),
         "paper": dict(
             digits_train_per_class=60, digits_probe_per_class=60, width=1024, pretrain_steps=400, pretrain_lr=0.5,
@@ -394,12 +396,13 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             squeeze_logit_lr=0.5, squeeze_logit_steps=10,
             squeeze_contexts=300, squeeze_steps=60, squeeze_lr=0.02,
             dpo_pairs=100, dpo_steps=150, dpo_lr=0.02, dpo_beta=1.0,
+            student_steps=4000, student_lr=1.0, student_repeats=100,
         ),
     },
     "14_pseudo_ntk": {
         "ci": dict(
             n_train_per_class=5, n_test_per_class=10, heat_inputs=5,
-            widths=(64, 128, 256, 512, 1024), seeds=2, show_widths=(64, 256, 1024), ridges=(0.0, 1.0, 10.0),
+            widths=(64, 128, 256, 512, 1024), seeds=5, show_widths=(64, 256, 1024), ridges=(0.0, 1.0, 10.0),
             cost_n=100, cost_width=256, cost_classes=(1, 2, 5, 10, 20), cost_repeats=3,
             after_n=40, train_steps=300,
         ),

@@ -408,7 +408,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         ),
         "book": dict(
             n_train_per_class=10, n_test_per_class=20, heat_inputs=6,
-            widths=(64, 128, 256, 512, 1024, 2048, 4096), seeds=3, show_widths=(64, 512, 4096),
+            widths=(64, 128, 256, 512, 1024, 2048, 4096), seeds=5, show_widths=(64, 512, 4096),
             ridges=(0.0, 1.0, 10.0),
             cost_n=200, cost_width=512, cost_classes=(1, 2, 5, 10, 20, 50), cost_repeats=5,
             after_n=50, train_steps=1000,

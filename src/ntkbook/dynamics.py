@@ -542,6 +542,58 @@ def block_inverse_update(k_inv: Any, b: Any, c: Any) -> np.ndarray:
     return np.block([[k_inv + u @ s_inv @ u.T, top_right], [top_right.T, s_inv]])
 
 
+def sequential_lookahead(k_xx: Any, k_mx: Any, targets: Any, f0_x: Any, f0_m: Any, start: int) -> np.ndarray:
+    """Kernel-regression fits grown one input at a time by look-ahead updates.
+
+    Fits ``f_S = f + K(., X_S) K(X_S, X_S)^{-1} (Y_S - f(X_S))`` on the first ``start``
+    inputs from ``f = f0``, then adds inputs ``start, start + 1, ...`` one at a time,
+    each time applying the look-ahead update of the *current* fit on the grown set
+    (Mohamadi, Bae & Sutherland 2022, Sec. 3, the "approximate retraining" of the
+    current model by a kernel-regression step), with ``K(X_S, X_S)^{-1}`` grown by
+    :func:`block_inverse_update`. For a fixed kernel each of these fits equals the
+    direct kernel-regression fit of ``X_S`` from ``f0`` (chapter 15, Proposition
+    prop-15-exact): the chapter checks this identity to rounding with the infinite NTK.
+    Float64, scalar kernel (pNTK or infinite NTK, ``P (x) I_k``).
+
+    Args:
+        k_xx: ``(N, N)`` symmetric positive definite kernel on the inputs, in the order added.
+        k_mx: ``(M, N)`` kernel between evaluation inputs and the inputs.
+        targets: ``(N, k)`` targets ``Y``.
+        f0_x: ``(N, k)`` initial function on the inputs.
+        f0_m: ``(M, k)`` initial function on the evaluation inputs.
+        start: size of the first set (``1 <= start <= N``).
+
+    Returns:
+        ``(N - start + 1, M, k)``: the fit on the evaluation inputs after ``start``,
+        ``start + 1``, ..., ``N`` inputs.
+
+    Raises:
+        ValueError: inconsistent shapes, or ``start`` outside ``[1, N]``.
+    """
+    k_xx, k_mx = _f64(k_xx), _f64(k_mx)
+    y, f_x, f_m = _f64(targets), _f64(f0_x), _f64(f0_m)
+    if k_xx.ndim != 2 or k_xx.shape[0] != k_xx.shape[1]:
+        raise ValueError(f"k_xx must be a square matrix, got shape {k_xx.shape}")
+    n = k_xx.shape[0]
+    if y.ndim != 2 or y.shape[0] != n or f_x.shape != y.shape:
+        raise ValueError(f"targets and f0_x must both have shape ({n}, k), got {y.shape} and {f_x.shape}")
+    if k_mx.ndim != 2 or k_mx.shape[1] != n or f_m.shape != (k_mx.shape[0], y.shape[1]):
+        raise ValueError(f"k_mx must be (M, {n}) and f0_m (M, {y.shape[1]}), got {k_mx.shape} and {f_m.shape}")
+    start = _checks.positive_int(start, "start")
+    if start > n:
+        raise ValueError(f"start must be at most the number of inputs {n}, got {start}")
+    k_all = np.concatenate([k_xx, k_mx])                                 # rows: inputs, then evaluation inputs
+    f_all = np.concatenate([f_x, f_m])
+    k_inv = np.linalg.inv(k_xx[:start, :start])
+    f_all = f_all + k_all[:, :start] @ (k_inv @ (y[:start] - f_all[:start]))
+    fits = [f_all[n:].copy()]
+    for j in range(start, n):
+        k_inv = block_inverse_update(k_inv, k_xx[:j, j], k_xx[j, j])
+        f_all = f_all + k_all[:, : j + 1] @ (k_inv @ (y[: j + 1] - f_all[: j + 1]))
+        fits.append(f_all[n:].copy())
+    return np.stack(fits)
+
+
 def lookahead_changes(
     k_ll: Any, k_cl: Any, k_cc: Any, k_ml: Any, k_mc: Any, residual_l: Any, residual_c: Any,
     *, k_ll_inv: Any = None, include_base: bool = True,

@@ -424,22 +424,29 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     "15_lookahead": {
         "ci": dict(
             pool_per_class=20, test_per_class=20, width=256, lr=5.0, momentum=0.9, train_steps=200,
-            retrain_labelled=20, retrain_candidates=20, retrain_steps=200,
+            retrain_labelled=20, retrain_candidates=40, retrain_steps=200, bootstrap=2000,
             rank_start=20, rank_updates=50, rank_sizes=(25, 50, 100, 199),
-            initial=10, rounds=4, per_round=10, repeats=3,
+            initial=10, rounds=4, per_round=10, repeats=8,
         ),
         "book": dict(
             pool_per_class=50, test_per_class=30, width=256, lr=5.0, momentum=0.9, train_steps=300,
-            retrain_labelled=30, retrain_candidates=40, retrain_steps=300,
+            retrain_labelled=30, retrain_candidates=40, retrain_steps=300, bootstrap=2000,
             rank_start=30, rank_updates=100, rank_sizes=(50, 100, 200, 400),
-            initial=10, rounds=8, per_round=10, repeats=6,
+            initial=10, rounds=8, per_round=10, repeats=8,
         ),
         "paper": dict(
             pool_per_class=100, test_per_class=50, width=512, lr=5.0, momentum=0.9, train_steps=500,
-            retrain_labelled=50, retrain_candidates=60, retrain_steps=500,
+            retrain_labelled=50, retrain_candidates=60, retrain_steps=500, bootstrap=2000,
             rank_start=50, rank_updates=200, rank_sizes=(50, 100, 200, 400, 800),
             initial=10, rounds=10, per_round=20, repeats=10,
         ),
+    },
+    "A_performance": {
+        # The live measurement of appendix A (seconds at ci): an MLP 64-width-width-classes
+        # on n random inputs, and a rank-one update against a fresh solve at solve_n.
+        "ci": dict(width=128, classes=10, n=32, solve_n=2000, repeats=5),
+        "book": dict(width=128, classes=10, n=64, solve_n=2000, repeats=7),
+        "paper": dict(width=256, classes=10, n=128, solve_n=3000, repeats=9),
     },
     "11_ntk_alignment": {
         "ci": dict(per_class=10, width=64, depth=3, steps=1500, lr=0.3, records=30, frames=8, seeds=2, linear_steps=60,

@@ -29,7 +29,7 @@ def test_first_logit_pntk_is_the_first_diagonal_entry_of_the_entk(x64):
     np.testing.assert_allclose(kernels.pseudo_ntk(net.apply_fn, params, x1, x2), full[..., 0, 0], atol=1e-10)
 
 
-def test_sum_of_logits_pntk_is_the_mean_over_all_output_pairs(x64):
+def test_sum_of_logits_pntk_is_the_sum_over_all_output_pairs_divided_by_k(x64):
     # grad (1/sqrt k) sum_j f_j = (1/sqrt k) sum_j grad f_j, so the pNTK is (1/k) sum_{j,j'} K_jj'.
     net, params, x1, x2 = _case()
     full = kernels.ntk_reference(net.apply_fn, params, x1, x2)

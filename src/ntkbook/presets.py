@@ -460,13 +460,13 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     "12_collapse_ode": {
         "ci": dict(classes=4, per_class=5, feature_dim=8, t_end=300.0, n_times=40, tols=(1e-5, 1e-7, 1e-9),
                    misalign=(0.0, 1.0, 2.0, 4.0), net_per_class=10, width=64, depth=2, steps=2000, lr=0.3,
-                   records=12, seeds=2),
+                   records=12, seeds=2, weight_decay=(0.0, 5e-4, 1.5e-3)),
         "book": dict(classes=5, per_class=6, feature_dim=10, t_end=300.0, n_times=60, tols=(1e-5, 1e-7, 1e-9),
                      misalign=(0.0, 1.0, 2.0, 4.0), net_per_class=20, width=128, depth=2, steps=4000, lr=0.3,
-                     records=16, seeds=3),
+                     records=16, seeds=3, weight_decay=(0.0, 5e-4, 1.5e-3)),
         "paper": dict(classes=10, per_class=10, feature_dim=20, t_end=300.0, n_times=80, tols=(1e-5, 1e-7, 1e-9),
                       misalign=(0.0, 1.0, 2.0, 4.0), net_per_class=30, width=256, depth=3, steps=8000, lr=0.3,
-                      records=20, seeds=5),
+                      records=20, seeds=5, weight_decay=(0.0, 5e-4, 1.5e-3)),
     },
     "03_infinite_width": {
         "ci": dict(
@@ -679,7 +679,9 @@ _RULES: dict[str, list] = {
                         lambda v: _need(2 <= v["classes"] <= 10, "classes must lie in [2, 10]"),
                         lambda v: _need(v["per_class"] >= 2, "per_class must be >= 2"),
                         lambda v: _need(v["feature_dim"] >= v["classes"] + 1, "feature_dim must be >= classes + 1"),
-                        lambda v: _need(v["n_times"] >= 2, "n_times must be >= 2")],
+                        lambda v: _need(v["n_times"] >= 2, "n_times must be >= 2"),
+                        lambda v: _need(v["weight_decay"][0] == 0.0 and list(v["weight_decay"]) == sorted(v["weight_decay"]),
+                                        "weight_decay must start at 0.0 and increase")],
     "13_one_step": [lambda v: _records(v, "toy_steps", "toy_records"), lambda v: _records(v, "dpo_steps", 21),
                     lambda v: _digits(v, "digits_train_per_class", "digits_probe_per_class"),
                     lambda v: _need(v["eta_min"] < v["eta"] < v["eta_max"], "eta must lie in (eta_min, eta_max)"),

@@ -135,3 +135,36 @@ def test_array_checks_are_skipped_under_tracing():
     np.testing.assert_allclose(both, [1.0, 2.0], rtol=1e-6)
     with pytest.raises(ValueError, match="kernel must be finite"):
         metrics.kernel_target_alignment(k.at[0, 0].set(jnp.nan), y)
+
+
+def test_paired_z_matches_the_paired_t_statistic():
+    # Independent oracle: scipy's paired t-test statistic is the same quantity.
+    rng = np.random.default_rng(1)
+    for n in (2, 3, 10, 257):
+        a = rng.standard_normal(n)
+        b = 0.3 * a + rng.standard_normal(n) + 0.2
+        assert metrics.paired_z(a, b) == pytest.approx(float(stats.ttest_rel(a, b).statistic), rel=1e-12)
+    # Any shape, flattened pair by pair; lists and float32 are accepted.
+    a2, b2 = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    assert metrics.paired_z(a2, b2) == pytest.approx(float(stats.ttest_rel(a2.ravel(), b2.ravel()).statistic), rel=1e-12)
+    assert metrics.paired_z([1.0, 2.0, 4.0], [0.0, 0.5, 1.0]) == pytest.approx(
+        float(stats.ttest_rel([1.0, 2.0, 4.0], [0.0, 0.5, 1.0]).statistic), rel=1e-12)
+    assert isinstance(metrics.paired_z(np.float32(a), np.float32(b)), float)
+    # Antisymmetric, and invariant to a shift common to both arrays.
+    a, b = rng.standard_normal(20), rng.standard_normal(20)
+    assert metrics.paired_z(b, a) == pytest.approx(-metrics.paired_z(a, b))
+    assert metrics.paired_z(a + 7.0, b + 7.0) == pytest.approx(metrics.paired_z(a, b), rel=1e-9)
+
+
+@pytest.mark.parametrize("a, b, match", [
+    (np.ones(3), np.ones(4), "same shape"),
+    (np.ones((2, 3)), np.ones(6), "same shape"),
+    (np.ones(1), np.zeros(1), "at least 2 pairs"),
+    (np.array([]), np.array([]), "at least 2 pairs"),
+    (np.array([1.0, np.nan, 2.0]), np.zeros(3), "a must be finite"),
+    (np.zeros(3), np.array([1.0, np.inf, 2.0]), "b must be finite"),
+    (np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 2.0]), "zero spread"),
+])
+def test_paired_z_refuses_bad_inputs(a, b, match):
+    with pytest.raises(ValueError, match=match):
+        metrics.paired_z(a, b)

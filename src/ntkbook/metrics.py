@@ -832,3 +832,32 @@ def extrapolation_weights(depths: Any) -> np.ndarray:
         raise ValueError(f"depths must be three distinct positive numbers, got {depths!r}")
     design = np.stack([np.ones(3), np.log(L) / L, 1.0 / L], axis=1)
     return np.linalg.inv(design)[0]
+
+
+def paired_z(a: Any, b: Any) -> float:
+    """Mean of the paired differences ``a - b`` in units of its standard error.
+
+    ``z = mean(d) / (sd(d) / sqrt(n))`` with ``d = a - b`` and the sample standard
+    deviation (``ddof=1``): the statistic of the paired t-test
+    (``scipy.stats.ttest_rel(a, b).statistic``). The chapters compare it with a
+    threshold fixed in advance (e.g. ``z > 3``, one-sided).
+
+    Args:
+        a, b: arrays of the same shape holding the paired measurements (flattened);
+            at least 2 pairs, all finite.
+
+    Raises:
+        ValueError: mismatched shapes, fewer than 2 pairs, non-finite values, or
+            differences that are all equal (zero spread: the standard error is 0).
+    """
+    a = _checks.finite_values(a, "a").astype(np.float64)
+    b = _checks.finite_values(b, "b").astype(np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape (one pair per entry), got {a.shape} and {b.shape}")
+    d = (a - b).ravel()
+    if d.size < 2:
+        raise ValueError(f"a and b must hold at least 2 pairs for a standard error, got {d.size}")
+    sd = float(d.std(ddof=1))
+    if not sd > 0:
+        raise ValueError("the differences a - b have zero spread: the standard error is 0 and z is undefined")
+    return float(d.mean() / (sd / np.sqrt(d.size)))

@@ -220,6 +220,30 @@ def test_critical_learning_rate_and_the_cap_for_grown_kernels(x64):
     split = data.HeldOutSplit(np.zeros((12, 1)), labels, np.zeros((5, 1)), np.ones(5), np.zeros((5, 1)), -np.ones(5))
     slow = scaling.fit_kernel(k, kx, kx, split, scaling.Protocol(0.5 * crit, 0.9, 50, 5))
     assert slow.learning_rate == pytest.approx(0.5 * crit)
+    # Per-point correctness at the early-stopping step agrees with the recorded test error there.
+    assert slow.test_correct.shape == (5,) and slow.test_correct.dtype == bool
+    assert 1.0 - slow.test_correct.mean() == slow.stop.test_error
     fast = scaling.fit_kernel(k, kx, kx, split, scaling.Protocol(3.0 * crit, 0.9, 50, 5))
     assert fast.learning_rate == pytest.approx(scaling.SAFETY * crit, rel=1e-6)
     assert scaling.classification_error(np.array([np.nan, 1.0]), np.array([1.0, 1.0])) == 0.5
+
+
+def test_fit_kernel_reports_per_point_correctness_at_the_early_stopping_step(x64):
+    # Oracle: the closed form of plain descent (thesis eqs. 2.60-2.61, discrete) evaluated at
+    # the chosen step, on its own; the validation set differs from the test set so that the
+    # early-stopping step is not simply the last one.
+    rng = np.random.default_rng(3)
+    feats = rng.standard_normal((40 + 15 + 25, 8))
+    k_all = feats @ feats.T / 8
+    w = rng.standard_normal(8)
+    labels = np.where(feats @ w + 0.8 * rng.standard_normal(len(feats)) > 0, 1.0, -1.0)
+    tr, va, te = slice(0, 40), slice(40, 55), slice(55, 80)
+    split = data.HeldOutSplit(feats[tr], labels[tr], feats[va], labels[va], feats[te], labels[te])
+    proto = scaling.Protocol(0.5 * scaling.critical_learning_rate(k_all[tr, tr]), 0.0, 400, 12)
+    run = scaling.fit_kernel(k_all[tr, tr], k_all[va, tr], k_all[te, tr], split, proto)
+    assert run.test_correct.shape == (25,) and run.test_correct.dtype == bool
+    assert 1.0 - run.test_correct.mean() == run.stop.test_error
+    out = kernels.gradient_flow_mse(k_all[tr, tr], labels[tr][:, None], [run.stop.step], k_test_train=k_all[te, tr],
+                                    learning_rate=run.learning_rate, discrete=True)
+    np.testing.assert_array_equal(run.test_correct, np.asarray(out.test).reshape(-1) * labels[te] > 0)
+    assert 0 < run.stop.index < len(proto.record_steps) - 1, run.stop  # an interior stop: the index is exercised

@@ -165,7 +165,14 @@ def early_stopping(steps: Any, val_errors: Any, test_errors: Any) -> EarlyStop:
 
 class Run(NamedTuple):
     """Errors of one model recorded along training, its early-stopping choice and
-    the learning rate it was trained with."""
+    the learning rate it was trained with.
+
+    ``test_correct`` (kernel fits only, else ``None``) says for every test point
+    whether the model classifies it correctly at the early-stopping step, so two
+    models fitted to the same split can be compared point by point (a paired,
+    McNemar-type test) rather than through their two error rates;
+    ``1 - test_correct.mean() == stop.test_error``.
+    """
 
     steps: np.ndarray
     train_error: np.ndarray
@@ -173,6 +180,7 @@ class Run(NamedTuple):
     test_error: np.ndarray
     stop: EarlyStop
     learning_rate: float
+    test_correct: np.ndarray | None = None
 
 
 def _run(steps: np.ndarray, train_err: Any, val_err: Any, test_err: Any, learning_rate: float) -> Run:
@@ -327,8 +335,10 @@ def fit_kernel(
     lr = min(protocol.learning_rate, SAFETY * critical_learning_rate(k_train, momentum=protocol.momentum))
     train_out, (val_out, test_out) = kernel_descent(
         k_train, y_tr, [k_val, k_test], rec, learning_rate=lr, momentum=protocol.momentum)
-    return _run(rec, classification_error(train_out, y_tr), classification_error(val_out, y_va),
-                classification_error(test_out, y_te), lr)
+    run = _run(rec, classification_error(train_out, y_tr), classification_error(val_out, y_va),
+               classification_error(test_out, y_te), lr)
+    # The same rule as classification_error, at the early-stopping step only.
+    return run._replace(test_correct=np.asarray(test_out)[run.stop.index] * np.asarray(y_te) > 0)
 
 
 def kernel_limit_error(k_train: Any, k_test: Any, y_train: Any, y_test: Any) -> float:

@@ -46,7 +46,7 @@ unexport MPLBACKEND
 # The static book shows one summary line per training loop, not a frozen widget bar.
 export NTKBOOK_PROGRESS ?= summary
 
-.PHONY: book test venv unit notebooks html browser browser-deps colab screenshots bench bench-quick seeds pythons lab lab-deps lab-check clean distclean
+.PHONY: book test venv unit notebooks html browser browser-deps colab screenshots bench bench-quick seeds pythons nt-upstream lab lab-deps lab-check clean distclean
 # The steps depend on each other's outputs; each is parallel inside.
 .NOTPARALLEL:
 
@@ -179,6 +179,11 @@ SEEDS ?= 0 1 2 3 4 5
 seeds: PRESET = ci
 seeds: venv
 	$(BIN)/python tools/seeds.py --preset $(PRESET) --seeds $(SEEDS) --jobs $(JOBS) $(if $(CHAPTERS),--chapters $(CHAPTERS))
+
+# neural-tangents' own tests (batching, Monte Carlo, predict) on the pinned, patched stack:
+# a measurement, not part of make test (about 15 min). Writes benchmarks/results/nt_upstream.json.
+nt-upstream: venv
+	$(BIN)/python tools/nt_upstream.py
 
 # Copy two pictures from the last browser run into docs/screenshots (README).
 screenshots: venv

@@ -369,7 +369,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "13_one_step": {
         "ci": dict(
-            digits_train_per_class=20, digits_probe_per_class=10, width=256, pretrain_steps=100, pretrain_lr=0.5,
+            digits_train_per_class=20, digits_probe_per_class=30, width=256, pretrain_steps=100, pretrain_lr=0.5,
             eta=0.1, eta_min=1e-4, eta_max=1.0, eta_points=9,
             toy_n=300, toy_n_test=2000, toy_dim=30, toy_width=256, toy_steps=3000, toy_lr=0.1, toy_batch=32,
             toy_records=60, toy_checkpoints=6, toy_paths=4, toy_frames=20,

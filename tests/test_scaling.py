@@ -222,7 +222,7 @@ def test_critical_learning_rate_and_the_cap_for_grown_kernels(x64):
     assert slow.learning_rate == pytest.approx(0.5 * crit)
     # Per-point correctness at the early-stopping step agrees with the recorded test error there.
     assert slow.test_correct.shape == (5,) and slow.test_correct.dtype == bool
-    assert 1.0 - slow.test_correct.mean() == slow.stop.test_error
+    assert (~slow.test_correct).mean() == slow.stop.test_error
     fast = scaling.fit_kernel(k, kx, kx, split, scaling.Protocol(3.0 * crit, 0.9, 50, 5))
     assert fast.learning_rate == pytest.approx(scaling.SAFETY * crit, rel=1e-6)
     assert scaling.classification_error(np.array([np.nan, 1.0]), np.array([1.0, 1.0])) == 0.5
@@ -242,7 +242,7 @@ def test_fit_kernel_reports_per_point_correctness_at_the_early_stopping_step(x64
     proto = scaling.Protocol(0.5 * scaling.critical_learning_rate(k_all[tr, tr]), 0.0, 400, 12)
     run = scaling.fit_kernel(k_all[tr, tr], k_all[va, tr], k_all[te, tr], split, proto)
     assert run.test_correct.shape == (25,) and run.test_correct.dtype == bool
-    assert 1.0 - run.test_correct.mean() == run.stop.test_error
+    assert (~run.test_correct).mean() == run.stop.test_error
     out = kernels.gradient_flow_mse(k_all[tr, tr], labels[tr][:, None], [run.stop.step], k_test_train=k_all[te, tr],
                                     learning_rate=run.learning_rate, discrete=True)
     np.testing.assert_array_equal(run.test_correct, np.asarray(out.test).reshape(-1) * labels[te] > 0)

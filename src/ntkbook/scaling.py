@@ -171,7 +171,7 @@ class Run(NamedTuple):
     whether the model classifies it correctly at the early-stopping step, so two
     models fitted to the same split can be compared point by point (a paired,
     McNemar-type test) rather than through their two error rates;
-    ``1 - test_correct.mean() == stop.test_error``.
+    ``(~test_correct).mean() == stop.test_error`` (the same mean of the same booleans).
     """
 
     steps: np.ndarray

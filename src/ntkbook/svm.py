@@ -211,9 +211,11 @@ def normalized_gd(learning_rate: float) -> optax.GradientTransformation:
     inversely proportional to the loss). Dividing by the gradient's norm is the
     same idea carried to the end: the weights move by ``eta`` per step, the norm
     grows about linearly, and the relative step ``eta / ||w||`` shrinks like
-    ``1/t``, so the direction travels at most of order ``log t`` in ``t`` steps:
-    still slow, but on a clock of steps rather than of the exponentially
-    shrinking loss. In chapter 7 it closes most of the gap between the
+    ``1/t``. A step turns the direction by at most ``arcsin(eta / ||w||)``, so
+    while the norm grows linearly the direction covers an angle of order
+    ``log t`` in ``t`` steps: still slow, but on a clock of steps rather than
+    of the exponentially shrinking loss (an experiment: Lyu & Li's theorem is
+    about gradient flow and descent, not steps of fixed length). In chapter 7 it closes most of the gap between the
     network's margin and the eNTK-SVM's within thousands of steps (the
     equality of the paper's Thm 4.2 is approached, not reached). Pair it with
     :func:`ntkbook.train.log_logistic_loss`, whose gradient has the same

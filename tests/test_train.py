@@ -106,3 +106,45 @@ def test_bad_inputs_raise(kwargs, match):
         train.fit(train.mse_loss(apply_fn), jnp.zeros((4, 1)), optax.sgd(0.1), data=(a, b), progress=False, **kwargs)
     with pytest.raises(ValueError, match="n_records"):
         train.record_schedule(10, 1)
+
+
+def test_stop_when_ends_at_the_event_and_matches_a_run_of_that_length():
+    """Oracle: the closed-form GD iterate (as above) and a second run with steps = the stop step."""
+    apply_fn, a, b = _linear_problem()
+    loss_fn = train.mse_loss(apply_fn)
+    w0 = jnp.zeros((4, 1))
+    record_fn = lambda p, s: {"loss": loss_fn(p, (a, b))}  # noqa: E731
+    seen = []
+
+    def flat(loss):  # the loss moved by less than 1e-4 (relative) since the record before
+        return len(loss) > 1 and abs(loss[-1] / loss[-2] - 1) < 1e-4
+
+    def stop_when(step, records):
+        seen.append((step, len(records["loss"])))
+        return bool(flat(records["loss"]))
+
+    schedule = train.record_schedule(200, 41)  # every 5 steps
+    w, hist = train.fit(loss_fn, w0, optax.sgd(0.3), 200, data=(a, b), record_steps=schedule,
+                        record_fn=record_fn, stop_when=stop_when, progress=False)
+    _, full = train.fit(loss_fn, w0, optax.sgd(0.3), 200, data=(a, b), record_steps=schedule,
+                        record_fn=record_fn, progress=False)
+    first = next(int(full.steps[i]) for i in range(1, len(full.steps)) if flat(full["loss"][: i + 1]))
+    assert 0 < first < 200, "the test needs an event inside the run"
+    assert hist.stopped_at == first and hist.steps[-1] == first and full.stopped_at is None
+    np.testing.assert_array_equal(hist.steps, full.steps[full.steps <= first])
+    np.testing.assert_array_equal(hist["loss"], full["loss"][full.steps <= first])
+    w_short, _ = train.fit(loss_fn, w0, optax.sgd(0.3), first, data=(a, b), progress=False)
+    np.testing.assert_array_equal(w, w_short)  # bit for bit the run that was asked for exactly `first` steps
+    # called after every record of an update (not the one at step 0), with everything recorded so far
+    assert seen == [(int(s), i + 1) for i, s in enumerate(hist.steps) if s > 0]
+
+
+def test_stop_when_refuses_bad_use():
+    apply_fn, a, b = _linear_problem()
+    loss_fn = train.mse_loss(apply_fn)
+    with pytest.raises(TypeError, match="stop_when"):
+        train.fit(loss_fn, jnp.zeros((4, 1)), optax.sgd(0.1), 5, data=(a, b), record_fn=lambda p, s: {},
+                  stop_when=3, progress=False)
+    with pytest.raises(ValueError, match="record_fn"):
+        train.fit(loss_fn, jnp.zeros((4, 1)), optax.sgd(0.1), 5, data=(a, b), stop_when=lambda s, r: True,
+                  progress=False)

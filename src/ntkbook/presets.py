@@ -294,10 +294,12 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         ),
     },
     "08_grokking": {
+        # tf_steps is the transformer's shortest run; it goes on, record by record, until it has run
+        # twice as long as its test-accuracy jump took, up to tf_max_steps (the chapter's claim 5).
         "ci": dict(
             p=47, train_fraction=0.5, hidden=(128, 128), lr=3e-3, weight_decay=1.0, steps=4000, records=41,
             trace_n=128, perturb_eps=0.1, perturb_probes=4, acc_rise=0.1, acc_jump=0.9, settle_rtol=0.05,
-            tf_p=47, tf_fraction=0.5, tf_d_model=64, tf_heads=4, tf_steps=5000, tf_lr=3e-3, tf_records=51,
+            tf_p=47, tf_fraction=0.5, tf_d_model=64, tf_heads=4, tf_steps=5000, tf_lr=3e-3, tf_records=51, tf_max_steps=15000,
             digits_train_per_class=20, digits_test_per_class=150, digits_hidden=(200, 200), digits_alpha=8.0,
             digits_lr=1e-2, digits_weight_decay=0.05, digits_steps=8000, digits_records=41, digits_baseline_steps=2000,
             digits_acc_rise=0.2, digits_acc_jump=0.5,
@@ -306,7 +308,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "book": dict(
             p=97, train_fraction=0.4, hidden=(256, 256), lr=1e-3, weight_decay=1.0, steps=6000, records=61,
             trace_n=256, perturb_eps=0.1, perturb_probes=8, acc_rise=0.1, acc_jump=0.9, settle_rtol=0.05,
-            tf_p=47, tf_fraction=0.5, tf_d_model=64, tf_heads=4, tf_steps=5000, tf_lr=3e-3, tf_records=51,
+            tf_p=47, tf_fraction=0.5, tf_d_model=64, tf_heads=4, tf_steps=5000, tf_lr=3e-3, tf_records=51, tf_max_steps=15000,
             digits_train_per_class=20, digits_test_per_class=150, digits_hidden=(200, 200), digits_alpha=8.0,
             digits_lr=1e-2, digits_weight_decay=0.03, digits_steps=12000, digits_records=61, digits_baseline_steps=3000,
             digits_acc_rise=0.2, digits_acc_jump=0.5,
@@ -315,7 +317,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": dict(
             p=113, train_fraction=0.3, hidden=(512, 512), lr=1e-3, weight_decay=1.0, steps=20000, records=81,
             trace_n=512, perturb_eps=0.1, perturb_probes=16, acc_rise=0.1, acc_jump=0.9, settle_rtol=0.05,
-            tf_p=113, tf_fraction=0.3, tf_d_model=128, tf_heads=4, tf_steps=20000, tf_lr=1e-3, tf_records=81,
+            tf_p=113, tf_fraction=0.3, tf_d_model=128, tf_heads=4, tf_steps=20000, tf_lr=1e-3, tf_records=81, tf_max_steps=60000,
             digits_train_per_class=20, digits_test_per_class=150, digits_hidden=(200, 200), digits_alpha=8.0,
             digits_lr=1e-2, digits_weight_decay=0.02, digits_steps=20000, digits_records=81, digits_baseline_steps=4000,
             digits_acc_rise=0.2, digits_acc_jump=0.5,
@@ -654,6 +656,11 @@ _RULES: dict[str, list] = {
                                         f"classes = {v['classes']} must be two distinct digits"),
                         lambda v: _need(v["anim_frames"] <= v["records"], "anim_frames exceeds records")],
     "08_grokking": [lambda v: _records(v, "steps", "records"), lambda v: _records(v, "tf_steps", "tf_records"),
+                    lambda v: _need(v["tf_steps"] % (v["tf_records"] - 1) == 0
+                                    and v["tf_max_steps"] >= v["tf_steps"]
+                                    and v["tf_max_steps"] % (v["tf_steps"] // (v["tf_records"] - 1)) == 0,
+                                    "tf_records - 1 must divide tf_steps, and tf_max_steps (the cap of the "
+                                    "transformer's run) must be >= tf_steps and a multiple of the record spacing"),
                     lambda v: _records(v, "digits_steps", "digits_records"),
                     lambda v: _records(v, "digits_baseline_steps", 21),
                     lambda v: _digits(v, "digits_train_per_class", "digits_test_per_class"),

@@ -42,6 +42,8 @@ class History:
     diverged_at: int | None = None
     #: The last finite training loss seen before ``diverged_at``.
     last_finite_loss: float | None = None
+    #: The record step at which ``stop_when`` ended training early; ``None`` if it ran all its steps.
+    stopped_at: int | None = None
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:
@@ -181,6 +183,7 @@ def fit(
     desc: str | None = None,
     on_nonfinite: str = "raise",
     learning_rate: Any = None,
+    stop_when: Callable[[int, Mapping[str, np.ndarray]], bool] | None = None,
 ) -> tuple[Params, History]:
     """Minimise ``loss_fn`` with ``optimizer`` for ``steps`` updates.
 
@@ -206,13 +209,21 @@ def fit(
             ``history.diverged_at`` set (a record is taken at that step);
             ``"ignore"`` it and go on (the behaviour of a plain loop).
         learning_rate: only quoted in the divergence message (optax hides it).
+        stop_when: optional ``stop_when(step, records) -> bool``, called after every
+            record at a step in ``(0, steps)`` with the values recorded so far (``{name: stacked array}``, the
+            last row taken at ``step``); ``True`` ends training there, so ``steps``
+            becomes a cap (run until an event, e.g. a test-accuracy jump, has been
+            seen for long enough). The parameters returned are those at that step,
+            bit for bit those of a run with ``steps=step``, and
+            ``history.stopped_at`` is set. The decision may only depend on the
+            records, never on the clock, so a run stops at the same step every time.
 
     Returns:
         ``(final_params, history)``.
 
     Raises:
         ValueError: non-positive ``steps``, record steps out of range, a missing
-            key or an unknown ``on_nonfinite``.
+            key, an unknown ``on_nonfinite`` or ``stop_when`` without ``record_fn``.
         DivergenceError: the loss or the parameters stopped being finite (with
             ``on_nonfinite="raise"``).
     """
@@ -228,6 +239,12 @@ def fit(
     if key is not None:
         _checks.key(key)
     _checks.boolean(progress, "progress")
+    if stop_when is not None:
+        if not callable(stop_when):
+            raise TypeError(f"stop_when must be a function stop_when(step, records) -> bool, "
+                            f"got {type(stop_when).__name__}")
+        if record_fn is None:
+            raise ValueError("stop_when decides on the recorded values: it needs a record_fn")
     if isinstance(data, tuple) and len(data) == 2 and all(hasattr(a, "shape") and np.ndim(a) >= 1 for a in data):
         for a, name in zip(data, ("data[0] (the inputs)", "data[1] (the targets)")):
             if jnp.issubdtype(jnp.result_type(a), jnp.floating):
@@ -253,7 +270,7 @@ def fit(
     opt_state = optimizer.init(params)
     records: dict[str, list] = {}
     done = 0
-    diverged_at, last_finite = None, None
+    diverged_at, last_finite, stopped_at = None, None, None
 
     def record(step: int) -> None:
         if record_fn is None:
@@ -289,11 +306,16 @@ def fit(
             bar.set_postfix(loss=f"{float(jnp.mean(loss)):.3g}")
             if target in rec_set:
                 record(target)
+                if stop_when is not None and target < steps and bool(
+                        stop_when(target, {name: np.stack(vals) for name, vals in records.items()})):
+                    stopped_at = target
+                    rec = rec[rec <= target]
+                    break
     finally:
         bar.close()
     metrics = {name: np.stack(vals) for name, vals in records.items()}
     return params, History(steps=rec if record_fn is not None else np.array([], int), metrics=metrics,
-                           diverged_at=diverged_at, last_finite_loss=last_finite)
+                           diverged_at=diverged_at, last_finite_loss=last_finite, stopped_at=stopped_at)
 
 
 def tree_stack(trees: Sequence[Params]) -> Params:
@@ -512,6 +534,7 @@ def fit_recorded(
     recorders: Mapping[str, Callable[[Params], Any]] | None = None,
     progress: bool = True,
     desc: str | None = None,
+    stop_when: Callable[[int, Mapping[str, np.ndarray]], bool] | None = None,
 ) -> tuple[Params, History]:
     """Full-batch training of a classifier with ``optimizer``, recording as it goes.
 
@@ -533,6 +556,8 @@ def fit_recorded(
         record_steps: steps at which to record (default ``0`` and ``steps``).
         recorders: ``{name: fn(params) -> value}``, evaluated at every record step.
         progress, desc: progress bar.
+        stop_when: ``stop_when(step, records) -> bool`` ends training early at a record
+            (see :func:`fit`; ``records`` holds the accuracies and every recorder so far).
 
     Returns:
         ``(final_params, history)``.
@@ -562,4 +587,4 @@ def fit_recorded(
 
     record_fn = _split_recorder(apply_fn, loss_fn, accuracy, (x_tr, y_tr, x_te, y_te), recorders)
     return fit(loss_fn, params, optimizer, steps, data=(x_tr, y_tr), record_steps=record_steps,
-               record_fn=record_fn, progress=progress, desc=desc)
+               record_fn=record_fn, progress=progress, desc=desc, stop_when=stop_when)

@@ -282,6 +282,13 @@ def test_bad_inputs_raise():
         dynamics.block_inverse_update(np.eye(2), np.zeros((2, 1)), np.zeros((2, 2)))
     with pytest.raises(ValueError, match=r"b must have shape \(2, m\)"):
         dynamics.block_inverse_update(np.eye(2), np.zeros((3, 1)), np.zeros((1, 1)))
+    # a new input equal to a current one: the RBF kernel's row and diagonal repeat, S = 0 (closed form)
+    pts = np.array([0.0, 1.0, 2.5])
+    kern = np.exp(-(pts[:, None] - pts[None, :]) ** 2)
+    with pytest.raises(ValueError, match="duplicate"):
+        dynamics.block_inverse_update(np.linalg.inv(kern), kern[:, 1], 1.0)
+    with pytest.raises(ValueError, match="b contains NaN"):
+        dynamics.block_inverse_update(np.eye(2), np.array([np.nan, 0.0]), 1.0)
 
 
 def test_lookahead_shape_errors():

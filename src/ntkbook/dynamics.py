@@ -520,7 +520,8 @@ def block_inverse_update(k_inv: Any, b: Any, c: Any) -> np.ndarray:
         The ``(n + m, n + m)`` inverse, a NumPy float64 array.
 
     Raises:
-        ValueError: inconsistent shapes.
+        ValueError: inconsistent shapes, NaN or inf, or an enlarged matrix that is
+            singular to working precision (a new input equal to a current one).
     """
     k_inv = _f64(k_inv)
     if k_inv.ndim != 2 or k_inv.shape[0] != k_inv.shape[1]:
@@ -536,8 +537,20 @@ def block_inverse_update(k_inv: Any, b: Any, c: Any) -> np.ndarray:
         c = c.reshape(1, 1)
     if c.shape != (m, m):
         raise ValueError(f"c must have shape ({m}, {m}) to match b {b.shape}, got {c.shape}")
+    for a, name in ((k_inv, "k_inv"), (b, "b"), (c, "c")):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} contains NaN or inf")
     u = k_inv @ b
-    s_inv = np.linalg.inv(c - b.T @ u)
+    schur = c - b.T @ u
+    # A new input equal to a current one (or two equal new inputs) makes the enlarged matrix singular: S is
+    # zero up to rounding. Refuse it with a clear message instead of LinAlgError or an inverse of size 1e16.
+    scale = max(float(np.abs(c).max()), float(np.abs(b.T @ u).max()), np.finfo(np.float64).tiny)
+    smallest = float(np.abs(np.linalg.eigvals(schur)).min())
+    if not smallest > 1e3 * (n + m) * np.finfo(np.float64).eps * scale:
+        raise ValueError(f"[[K, b], [b^T, c]] is singular to working precision (the Schur complement "
+                         f"c - b^T K^-1 b has an eigenvalue of size {smallest:.2g} against entries of size "
+                         f"{scale:.2g}): is a new input a duplicate of a current input, or of another new one?")
+    s_inv = np.linalg.inv(schur)
     top_right = -u @ s_inv
     return np.block([[k_inv + u @ s_inv @ u.T, top_right], [top_right.T, s_inv]])
 

@@ -423,13 +423,22 @@ def critical_weight_variance(b_var: float, activation: str) -> float:
     only: for ReLU an edge of chaos in the sense of a finite fixed point ``q*`` with
     ``chi_1 = 1`` exists only at ``sigma_b = 0`` (Hayou et al. 2019); with ``sigma_b > 0`` and
     ``sigma_w^2 = 2`` the variance grows without bound (:func:`fixed_point`, :func:`depth_scales`).
-    For tanh and erf found with Brent's method (1 and ``pi / 4`` at ``sigma_b = 0``).
+    For tanh and erf with ``sigma_b > 0``, found with Brent's method. At ``sigma_b = 0``
+    the fixed point is ``q* = 0`` until the variance map's slope at 0,
+    ``sigma_w^2 E[phi'(0)^2]``, reaches 1; there ``chi_1 = 1`` and ``q*`` starts to grow.
+    Above that point ``chi_1 - 1`` grows only like the square of the distance (about
+    ``eps^2 / 3`` at ``sigma_w^2 (1 + eps)``), too flat for a root finder in floating point
+    (Brent's method failed to converge for erf on some CPUs), so the edge is read off the
+    slope: ``1 / E[phi'(0)^2]`` (1 for tanh, ``pi / 4`` for erf).
     """
     _check_variances(1.0, b_var)
     _checks.choice(activation, "activation", ACTIVATIONS)
     if activation == "relu":
         return 2.0
-    return float(optimize.brentq(lambda w: chi1(w, b_var, activation) - 1.0, 1e-2, 1e3, xtol=1e-12, rtol=1e-12))
+    if b_var == 0.0:
+        return float(1.0 / gaussian_moments(0.0, activation)[1])
+    return float(optimize.brentq(lambda w: chi1(w, b_var, activation) - 1.0, 1e-2, 1e3, xtol=1e-12, rtol=1e-12,
+                                 maxiter=500))
 
 
 def phase(W_var: float, b_var: float, activation: str, *, rtol: float = 1e-3) -> str:

@@ -183,3 +183,23 @@ def test_bad_inputs_raise(call, match):
     net, params, x1, _ = _mlp_case()
     with pytest.raises(ValueError, match=match):
         call(net.apply_fn, params, x1)
+
+
+def test_symmetrized_gram_matrices():
+    """Oracle: the definition (K + K^T) / 2, written out entry by entry for the eNTK's block layout."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((5, 5))
+    s = kernels.symmetrized(a)
+    assert np.array_equal(s, s.T) and s.dtype == np.float64
+    np.testing.assert_allclose(s[1, 3], (a[1, 3] + a[3, 1]) / 2, rtol=1e-15)
+    sym = a @ a.T
+    assert np.array_equal(kernels.symmetrized(sym), sym)  # an exactly symmetric matrix is returned unchanged
+    b = rng.standard_normal((4, 4, 3, 3))
+    sb = kernels.symmetrized(b)
+    for i, j, p, q in [(0, 2, 1, 0), (3, 1, 2, 2), (2, 2, 0, 1)]:
+        assert sb[i, j, p, q] == pytest.approx((b[i, j, p, q] + b[j, i, q, p]) / 2, rel=1e-15)
+        assert sb[i, j, p, q] == sb[j, i, q, p]
+    with pytest.raises(ValueError, match=r"\(N, N\) or \(N, N, k, k\)"):
+        kernels.symmetrized(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        kernels.symmetrized(np.full((2, 2), np.nan))

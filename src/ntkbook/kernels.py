@@ -258,6 +258,33 @@ def empirical_ntk(
         return run("ntvp")
 
 
+def symmetrized(k: Any) -> np.ndarray:
+    """The symmetric part of a Gram matrix ``K(X, X)`` computed in floating point, as float64.
+
+    A kernel on one set of inputs is symmetric by definition, ``K(x_i, x_j) = K(x_j, x_i)``,
+    but a float32 computation is so only to rounding: on some CPUs the eNTK, pNTK and
+    infinite NTK of this book differ from their transposes by ~1e-7 relative. Formulas that
+    assume symmetry (the bordered inverse of :func:`ntkbook.dynamics.block_inverse_update`
+    reuses one column as the new row) then disagree with a direct solve by that much; checks of
+    such identities to float64 rounding need the symmetric part. Returns ``(K + K^T) / 2`` for an
+    ``(N, N)`` matrix and ``(K + K^T) / 2`` with ``K^T[i, j, a, b] = K[j, i, b, a]`` for an
+    ``(N, N, k, k)`` eNTK.
+
+    Raises:
+        ValueError: a shape that is neither ``(N, N)`` nor ``(N, N, k, k)``, or NaN / inf.
+    """
+    k = np.asarray(k, dtype=np.float64)
+    if k.ndim == 2 and k.shape[0] == k.shape[1]:
+        k_t = k.T
+    elif k.ndim == 4 and k.shape[0] == k.shape[1] and k.shape[2] == k.shape[3]:
+        k_t = k.transpose(1, 0, 3, 2)
+    else:
+        raise ValueError(f"k must be a Gram matrix of shape (N, N) or (N, N, k, k), got {k.shape}")
+    if not np.isfinite(k).all():
+        raise ValueError("k contains NaN or inf")
+    return 0.5 * (k + k_t)
+
+
 def linearize(apply_fn: Callable, params0: Any) -> Callable:
     """The first-order Taylor model ``f(w0, x) + J(w0, x) (w - w0)`` (``nt.linearize``)."""
     return nt.linearize(apply_fn, params0)

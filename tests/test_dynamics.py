@@ -287,8 +287,15 @@ def test_bad_inputs_raise():
     kern = np.exp(-(pts[:, None] - pts[None, :]) ** 2)
     with pytest.raises(ValueError, match="duplicate"):
         dynamics.block_inverse_update(np.linalg.inv(kern), kern[:, 1], 1.0)
-    with pytest.raises(ValueError, match="b contains NaN"):
-        dynamics.block_inverse_update(np.eye(2), np.array([np.nan, 0.0]), 1.0)
+    for args, name in (((np.eye(2), np.array([np.nan, 0.0]), 1.0), "b"), ((np.eye(2), np.zeros(2), np.inf), "c"),
+                       ((np.full((2, 2), np.nan), np.zeros(2), 1.0), "k_inv")):
+        with pytest.raises(ValueError, match=f"{name} contains NaN"):
+            dynamics.block_inverse_update(*args)
+    # a near-duplicate that leaves the matrix well conditioned is accepted, and exact (oracle: numpy's inverse)
+    pts2 = np.array([0.0, 1.0, 2.5, 1.05])
+    kern2 = np.exp(-(pts2[:, None] - pts2[None, :]) ** 2)
+    got = dynamics.block_inverse_update(np.linalg.inv(kern2[:3, :3]), kern2[:3, 3], kern2[3, 3])
+    np.testing.assert_allclose(got, np.linalg.inv(kern2), rtol=1e-8, atol=1e-8)
 
 
 def test_lookahead_shape_errors():

@@ -199,6 +199,8 @@ def test_symmetrized_gram_matrices():
     for i, j, p, q in [(0, 2, 1, 0), (3, 1, 2, 2), (2, 2, 0, 1)]:
         assert sb[i, j, p, q] == pytest.approx((b[i, j, p, q] + b[j, i, q, p]) / 2, rel=1e-15)
         assert sb[i, j, p, q] == sb[j, i, q, p]
+    flat = sb.transpose(0, 2, 1, 3).reshape(12, 12)  # the (N k, N k) layout chapter 15 solves with
+    assert np.array_equal(flat, flat.T)
     with pytest.raises(ValueError, match=r"\(N, N\) or \(N, N, k, k\)"):
         kernels.symmetrized(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="NaN"):

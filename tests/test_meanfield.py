@@ -123,16 +123,17 @@ def test_tanh_fixed_point_and_chi1_is_the_slope_of_the_correlation_map(w_var, b_
 
 @pytest.mark.parametrize("activation, closed_form", [("tanh", 1.0), ("erf", np.pi / 4)])
 def test_edge_of_chaos_without_bias(activation, closed_form):
-    """At sigma_b = 0 the edge is where q* leaves 0 (closed forms: slope of tanh / erf at 0); checked by
-    what happens on either side, not by the formula the library uses: below it q* = 0 and chi_1 = w / w*
-    exactly; above it q* > 0 and chi_1 - 1 is positive and of second order (chaotic, barely)."""
+    """At sigma_b = 0 the edge is where q* leaves 0. The library reads it off the slope at q = 0; the
+    independent oracle is fixed_point (a root of the variance map, E[phi^2], not E[phi'^2]), which must
+    be 0 just below the edge and positive just above, to 1e-6, and chi_1 - 1 above the edge must follow
+    its series, eps^2 / 3 (expanding E[phi^2] and E[phi'^2] to second order in q, q* ~ eps / 2)."""
     edge = mf.critical_weight_variance(0.0, activation)
     assert edge == pytest.approx(closed_form, rel=1e-12)
-    for eps in (1e-1, 1e-2):
+    for eps in (1e-1, 1e-2, 1e-6):
         assert mf.fixed_point(edge * (1 - eps), 0.0, activation) == 0.0
-        assert mf.chi1(edge * (1 - eps), 0.0, activation) == pytest.approx(1 - eps, rel=1e-9)
         assert mf.fixed_point(edge * (1 + eps), 0.0, activation) > 0.0
-        assert 0.0 < mf.chi1(edge * (1 + eps), 0.0, activation) - 1.0 < eps**2
+    for eps in (1e-2, 1e-3):
+        assert mf.chi1(edge * (1 + eps), 0.0, activation) - 1.0 == pytest.approx(eps**2 / 3, rel=0.05)
 
 
 def test_tanh_critical_line():

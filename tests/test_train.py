@@ -148,3 +148,26 @@ def test_stop_when_refuses_bad_use():
     with pytest.raises(ValueError, match="record_fn"):
         train.fit(loss_fn, jnp.zeros((4, 1)), optax.sgd(0.1), 5, data=(a, b), stop_when=lambda s, r: True,
                   progress=False)
+
+
+def test_stop_when_edges(monkeypatch, capsys):
+    """A stop at the first record, a rule that would only fire at the cap, divergence, and the progress line."""
+    apply_fn, a, b = _linear_problem()
+    loss_fn = train.mse_loss(apply_fn)
+    w0 = jnp.zeros((4, 1))
+    rec = lambda p, s: {"loss": loss_fn(p, (a, b))}  # noqa: E731
+    monkeypatch.setenv(progress.ENV_VAR, "summary")
+    w, hist = train.fit(loss_fn, w0, optax.sgd(0.3), 40, data=(a, b), record_steps=[0, 10, 20, 30, 40],
+                        record_fn=rec, stop_when=lambda s, r: True, desc="early")
+    w10, _ = train.fit(loss_fn, w0, optax.sgd(0.3), 10, data=(a, b), progress=False)
+    assert hist.stopped_at == 10 and list(hist.steps) == [0, 10] and np.array_equal(w, w10)
+    assert capsys.readouterr().out.strip().startswith("early: 10/10 in ")  # finished, not "10/40"
+    # a rule that holds only at the last step changes nothing: the run ends there anyway, stopped_at stays None
+    _, hist = train.fit(loss_fn, w0, optax.sgd(0.3), 40, data=(a, b), record_steps=[0, 20, 40], record_fn=rec,
+                        stop_when=lambda s, r: s >= 40, progress=False)
+    assert hist.stopped_at is None and list(hist.steps) == [0, 20, 40]
+    # a diverging run is reported as diverged, not as stopped, whatever the rule
+    seen = []
+    _, hist = train.fit(loss_fn, w0, optax.sgd(1e3), 400, data=(a, b), record_steps=[0, 400], record_fn=rec,
+                        stop_when=lambda s, r: seen.append(s) or False, on_nonfinite="stop", progress=False)
+    assert hist.diverged_at is not None and hist.stopped_at is None and seen == []

@@ -544,6 +544,8 @@ def block_inverse_update(k_inv: Any, b: Any, c: Any) -> np.ndarray:
     schur = c - b.T @ u
     # A new input equal to a current one (or two equal new inputs) makes the enlarged matrix singular: S is
     # zero up to rounding. Refuse it with a clear message instead of LinAlgError or an inverse of size 1e16.
+    # The threshold assumes a well-conditioned K (rounding in b^T K^-1 b grows like cond(K) eps): with cond(K)
+    # beyond ~1e3 (n + m) an exact duplicate can pass and give a huge inverse.
     scale = max(float(np.abs(c).max()), float(np.abs(b.T @ u).max()), np.finfo(np.float64).tiny)
     smallest = float(np.abs(np.linalg.eigvals(schur)).min())
     if not smallest > 1e3 * (n + m) * np.finfo(np.float64).eps * scale:

@@ -425,11 +425,12 @@ def critical_weight_variance(b_var: float, activation: str) -> float:
     ``sigma_w^2 = 2`` the variance grows without bound (:func:`fixed_point`, :func:`depth_scales`).
     For tanh and erf with ``sigma_b > 0``, found with Brent's method. At ``sigma_b = 0``
     the fixed point is ``q* = 0`` until the variance map's slope at 0,
-    ``sigma_w^2 E[phi'(0)^2]``, reaches 1; there ``chi_1 = 1`` and ``q*`` starts to grow.
+    ``sigma_w^2 phi'(0)^2``, reaches 1; there ``chi_1 = 1`` and ``q*`` starts to grow.
     Above that point ``chi_1 - 1`` grows only like the square of the distance (about
     ``eps^2 / 3`` at ``sigma_w^2 (1 + eps)``), too flat for a root finder in floating point
     (Brent's method failed to converge for erf on some CPUs), so the edge is read off the
-    slope: ``1 / E[phi'(0)^2]`` (1 for tanh, ``pi / 4`` for erf).
+    slope: ``1 / phi'(0)^2`` (1 for tanh, ``pi / 4`` for erf). Brent's iteration cap is 500
+    (SciPy's default 100 is not always enough at the ``1e-12`` tolerance).
     """
     _check_variances(1.0, b_var)
     _checks.choice(activation, "activation", ACTIVATIONS)

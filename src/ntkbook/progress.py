@@ -69,6 +69,16 @@ def bar(total: int | None = None, desc: str | None = None, *, enabled: bool = Tr
     return tqdm(total=total, desc=desc, disable=(how == "off" or not enabled), leave=True)
 
 
+def finish_early(b: Any) -> None:
+    """Mark a bar as complete at its current count: a loop that ended early by design (``train.fit``'s
+    ``stop_when``) is not an interrupted one, which a notebook bar would show in red."""
+    n = b.n
+    b.total = n
+    widgets = getattr(b, "container", None)  # tqdm.notebook: the bar widget keeps its own maximum
+    if widgets is not None:
+        widgets.children[1].max = n
+
+
 def track(iterable: Iterable[T], desc: str | None = None, total: int | None = None) -> Iterator[T]:
     """Iterate over ``iterable`` with a progress bar (``tqdm``-style)."""
     if total is None and hasattr(iterable, "__len__"):

@@ -310,6 +310,7 @@ def fit(
                         stop_when(target, {name: np.stack(vals) for name, vals in records.items()})):
                     stopped_at = target
                     rec = rec[rec <= target]
+                    _progress.finish_early(bar)
                     break
     finally:
         bar.close()

@@ -455,7 +455,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": dict(width=256, classes=10, n=128, solve_n=3000, update_n=4000, repeats=9),
     },
     "11_ntk_alignment": {
-        "ci": dict(per_class=10, width=64, depth=3, steps=1500, lr=0.3, records=30, frames=8, seeds=2, linear_steps=60,
+        "ci": dict(per_class=10, width=64, depth=3, steps=3000, lr=0.3, records=30, frames=8, seeds=2, linear_steps=60,
                sigma_w2=(1.0, 2.0, 2.2)),
         "book": dict(per_class=20, width=128, depth=4, steps=3000, lr=0.3, records=40, frames=10, seeds=3, linear_steps=80,
                  sigma_w2=(1.0, 2.0, 2.2)),

@@ -40,6 +40,7 @@ def _sections(only_chapters: list[str] | None = None,
         from . import trace
 
         sections["trace"] = trace.run
+        sections["fd_sweep"] = trace.fd_sweep_run
     except ImportError:
         pass
     try:

@@ -90,3 +90,45 @@ def run(size: str = "quick", *, repeats: int = 2) -> dict[str, Any]:
             }
         rows.append(row)
     return {"eps": EPS, "targets": list(TARGETS), "rows": rows}
+
+
+# (hidden widths, N, probes, eps grid): chapter 6's bias study (§6.2) at "full", smaller otherwise
+SWEEP_SIZES = {
+    "tiny": ((16, 16), 8, 16, (0.1, 0.01)),
+    "quick": ((128, 128), 32, 256, (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003)),
+    "full": ((256, 256), 64, 1024, (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003)),
+}
+
+
+def fd_sweep_run(size: str = "quick", *, repeats: int = 2) -> dict[str, Any]:
+    """The FD bias study of chapter 6 (a JVP estimate and FD estimates at several eps on the same
+    antithetic probes, float64) two ways, side by side: one ``ntk_trace`` call per estimate, which
+    draws every probe ``1 + len(eps)`` times, against one ``trace.fd_sweep`` call, which draws it once."""
+    from ntkbook import data, models
+
+    hidden, n, probes, eps = SWEEP_SIZES[size]
+    rows = []
+    with jax.experimental.enable_x64():
+        x = jax.numpy.asarray(data.digits()[0][:n], jax.numpy.float64)
+        for activation in ("tanh", "relu"):
+            net = models.mlp(hidden, 10, activation=activation)
+            params = jax.tree_util.tree_map(lambda a: jax.numpy.asarray(a, jax.numpy.float64),
+                                            models.init_params(net, jax.random.PRNGKey(0), (-1, 64)))
+            key = jax.random.PRNGKey(1)
+
+            def separate():
+                ref = ntrace.ntk_trace(net.apply_fn, params, x, method="jvp", key=key, probes=probes, antithetic=True)
+                return [ref.value] + [ntrace.ntk_trace(net.apply_fn, params, x, method="fd", key=key, probes=probes,
+                                                       eps=e, antithetic=True).value for e in eps]
+
+            def swept():
+                ref, fds = ntrace.fd_sweep(net.apply_fn, params, x, eps, key=key, probes=probes, antithetic=True)
+                return [ref.value] + [f.value for f in fds]
+
+            same = bool(np.array_equal(separate(), swept()))
+            t_sep = harness.timeit(separate, repeats=repeats)["min_s"]
+            t_sw = harness.timeit(swept, repeats=repeats)["min_s"]
+            rows.append({"activation": activation, "hidden": list(hidden), "n": n, "probes": probes,
+                         "eps": list(eps), "separate_s": t_sep, "fd_sweep_s": t_sw,
+                         "separate_over_fd_sweep": t_sep / t_sw, "identical_values": same})
+    return {"rows": rows}

@@ -164,3 +164,14 @@ def test_run_rejects_unknown_chapters(capsys):
         run.main(["--chapters", "01_lazy", "--presets", "fast", "--out", "/tmp/never-written.json"])
     with pytest.raises(SystemExit):
         run.main(["--presets", "ci", "--out", "/tmp/never-written.json"])
+
+
+def test_fd_sweep_section(tmp_path_factory):
+    # The two ways of the bias study compute the same numbers (bit for bit: the same probes, the same
+    # operations), so the section's ratio compares equal work; no speed is asserted.
+    res = _section(tmp_path_factory, "fd_sweep")
+    assert {r["activation"] for r in res["rows"]} == {"tanh", "relu"}
+    for r in res["rows"]:
+        assert r["identical_values"] is True
+        assert r["separate_s"] > 0 and r["fd_sweep_s"] > 0
+        assert r["separate_over_fd_sweep"] == pytest.approx(r["separate_s"] / r["fd_sweep_s"])

@@ -359,3 +359,56 @@ def test_bad_shapes_raise():
         trace.layer_traces(net.apply_fn, params, x, {"none": jax.tree_util.tree_map(lambda _: False, params)})
     with pytest.raises(TypeError, match="stax.serial"):
         trace.stax_layer_groups({"w": jnp.ones(2)})
+
+
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_fd_sweep_equals_separate_calls_probe_by_probe(x64, antithetic):
+    # Oracle: ntk_trace's own JVP and FD paths, one call per eps with the same key. fd_sweep draws each
+    # probe once; the values must agree probe by probe to float64 rounding.
+    net, params, x = _setup("relu")
+    key, eps = jax.random.PRNGKey(11), [0.1, 1e-2, 1e-3]
+    jvp, fds = trace.fd_sweep(net.apply_fn, params, x, eps, key=key, probes=9, antithetic=antithetic)
+    ref = trace.ntk_trace(net.apply_fn, params, x, method="jvp", key=key, probes=9, antithetic=antithetic)
+    assert jvp.method == "jvp" and jvp.probes == ref.probes == (10 if antithetic else 9)
+    np.testing.assert_allclose(jvp.samples, ref.samples, rtol=1e-12)
+    assert jvp.stderr == pytest.approx(ref.stderr, rel=1e-10)
+    assert len(fds) == len(eps)
+    for e, fd in zip(eps, fds):
+        one = trace.ntk_trace(net.apply_fn, params, x, method="fd", key=key, probes=9, eps=e, antithetic=antithetic)
+        assert fd.method == "fd" and fd.eps == e and fd.probes == one.probes
+        np.testing.assert_allclose(fd.samples, one.samples, rtol=1e-12)
+        assert fd.stderr == pytest.approx(one.stderr, rel=1e-10)
+    # and the smallest step is close to the JVP probe by probe (the FD is a derivative)
+    assert np.max(np.abs(fds[-1].samples / jvp.samples - 1)) < 0.05
+
+
+def test_fd_sweep_in_float32_matches_separate_calls():
+    net, params, x = _setup("tanh")
+    key = jax.random.PRNGKey(12)
+    _, (fd,) = trace.fd_sweep(net.apply_fn, params, x, [1e-2], key=key, probes=8)
+    one = trace.ntk_trace(net.apply_fn, params, x, method="fd", key=key, probes=8, eps=1e-2)
+    np.testing.assert_allclose(fd.samples, one.samples, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        (dict(eps=[]), ValueError, "eps"),
+        (dict(eps=[[0.1]]), ValueError, "eps"),
+        (dict(eps=[0.1, 0.0]), ValueError, r"eps\[1\]"),
+        (dict(eps=[-1e-2]), ValueError, "eps"),
+        (dict(eps=[float("nan")]), ValueError, "eps"),
+        (dict(eps=[float("inf")]), ValueError, "eps"),
+        (dict(probes=0), ValueError, "probes"),
+        (dict(key=None), ValueError, "key"),
+        (dict(key=3), TypeError, "key"),
+        (dict(antithetic="yes"), (TypeError, ValueError), "antithetic"),
+    ],
+)
+def test_fd_sweep_bad_arguments_raise_before_work(kwargs, err, match):
+    net, params, x = _setup("relu")
+    args = dict(eps=[1e-2], key=jax.random.PRNGKey(0), probes=4)
+    args.update(kwargs)
+    eps = args.pop("eps")
+    with pytest.raises(err, match=match):
+        trace.fd_sweep(net.apply_fn, params, x, eps, **args)

@@ -41,8 +41,10 @@ is refused with a clear error before they are drawn.
 
 Probes are drawn from an explicit key, and probe ``j`` is the same vector for
 ``"jvp"`` and ``"fd"``, so the two estimators can be compared with common random
-numbers. :func:`layer_traces` splits the trace over parameter groups (the NTK is
-additive over parameters), :func:`output_traces` computes the trace of the NTK of
+numbers; :func:`fd_sweep` computes the JVP estimate and the FD estimate at several
+``eps`` on the same probes, drawing each probe once. :func:`layer_traces` splits
+the trace over parameter groups (the NTK is additive over parameters),
+:func:`output_traces` computes the trace of the NTK of
 intermediate outputs ([trace] Sect. 5.1), and :func:`input_perturbation_distance`
 is the paper's logit input-perturbation distance ([trace] Sect. 5.2).
 
@@ -344,6 +346,88 @@ def ntk_trace(
         return _probe_estimate(apply_fn, params, x, key, method, probe, eps, antithetic, probes, rtol, pilot_probes,
                                n, k, max_probes=max_probes)
     return _auto(apply_fn, params, x, key, probe, rtol, pilot_probes, batch_size, vmap_axes, n, k, max_probes)
+
+
+@functools.lru_cache(maxsize=64)
+def _sweep_fn(apply_fn: ApplyFn):
+    """A jitted ``(params, x, keys, signs, eps) -> (JVP values, FD values (probes, len(eps)))``:
+    each probe is drawn once and used for the JVP and for every step ``eps``."""
+
+    def one(params, x, f0, key, sign, eps):
+        v = _draw(key, params, "gaussian")
+        v = jax.tree_util.tree_map(lambda t: sign.astype(t.dtype) * t, v)
+        _, tangent = jax.jvp(lambda p: apply_fn(p, x), (params,), (v,))
+
+        def fd(e):
+            shifted = jax.tree_util.tree_map(lambda p, t: p + e.astype(p.dtype) * t, params, v)
+            diff = apply_fn(shifted, x) - f0
+            return jnp.sum(jnp.square(diff)) / jnp.square(e.astype(diff.dtype))
+
+        return jnp.sum(jnp.square(tangent)), jax.lax.map(fd, eps)
+
+    @jax.jit
+    def run(params, x, keys, signs, eps):
+        f0 = apply_fn(params, x)
+        return jax.lax.map(lambda ks: one(params, x, f0, ks[0], ks[1], eps), (keys, signs))
+
+    return run
+
+
+def fd_sweep(
+    apply_fn: ApplyFn,
+    params: Any,
+    x: Any,
+    eps: Any,
+    *,
+    key: jax.Array,
+    probes: int,
+    antithetic: bool = False,
+) -> tuple[TraceEstimate, list[TraceEstimate]]:
+    """Hutchinson's JVP estimate and the finite-difference estimate ([trace] Thm 4.1) at every step in
+    ``eps``, all on the same Gaussian probes.
+
+    The result equals ``ntk_trace(..., method="jvp")`` and ``[ntk_trace(..., method="fd", eps=e) for e in
+    eps]`` with the same ``key``, ``probes`` and ``antithetic`` (up to float rounding), but each probe is
+    drawn once instead of ``1 + len(eps)`` times. For a small network drawing the probe costs more than
+    the passes through the network (``benchmarks/trace.py``, ``fd_sweep``), so a study of the FD bias
+    against ``eps`` (chapter 6, §6.2) is several times cheaper this way. The differences between the
+    estimates are then common-random-number differences: the probe noise they share cancels.
+
+    Args:
+        apply_fn: ``f(params, x)`` returning ``(N, k)``.
+        params: parameters (a pytree of float arrays).
+        x: inputs ``(N, ...)``.
+        eps: the finite-difference steps, a non-empty 1-D sequence of finite numbers > 0.
+        key: PRNG key for the probes.
+        probes: number of probes (>= 1; rounded up to even with ``antithetic``).
+        antithetic: probes in pairs ``(v, -v)``, as in :func:`ntk_trace`.
+
+    Returns:
+        ``(jvp_estimate, [fd_estimate for each eps])``, :class:`TraceEstimate` objects.
+
+    Raises:
+        ValueError: an empty ``eps`` or one that is not > 0 and finite (NaN and inf included),
+            ``probes < 1``, bad shapes or non-finite ``x``.
+        TypeError: a key that is not a PRNG key.
+    """
+    eps_arr = np.asarray(eps, dtype=np.float64)
+    if eps_arr.ndim != 1 or eps_arr.size == 0:
+        raise ValueError(f"eps must be a non-empty 1-D sequence of steps, got shape {eps_arr.shape}")
+    eps_list = [_checks.positive(float(e), f"eps[{i}]") for i, e in enumerate(eps_arr)]
+    probes = _checks.positive_int(probes, "probes")
+    _checks.boolean(antithetic, "antithetic")
+    key = _check_key(key, "fd")
+    x = _check_x(x)
+    n, k = x.shape[0], _output_dim(apply_fn, params, x)
+    probes = (2 if antithetic else 1) * math.ceil(probes / (2 if antithetic else 1))
+    keys, signs = _probe_keys(key, probes, antithetic)
+    jvp_vals, fd_vals = _sweep_fn(apply_fn)(params, x, keys, signs, jnp.asarray(eps_list))
+    jvp_vals, fd_vals = np.asarray(jvp_vals, np.float64), np.asarray(fd_vals, np.float64)
+    if not (np.all(np.isfinite(jvp_vals)) and np.all(np.isfinite(fd_vals))):
+        raise FloatingPointError("the probe values are not finite: the network's outputs overflow at these "
+                                 "parameters or at the perturbed ones (try smaller eps)")
+    return (_result(jvp_vals, 0.0, "jvp", None, n, k, antithetic),
+            [_result(fd_vals[:, i], 0.0, "fd", e, n, k, antithetic) for i, e in enumerate(eps_list)])
 
 
 def _probe_estimate(apply_fn, params, x, key, method, probe, eps, antithetic, probes, rtol, pilot, n, k,

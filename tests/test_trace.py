@@ -402,13 +402,28 @@ def test_fd_sweep_in_float32_matches_separate_calls():
         (dict(probes=0), ValueError, "probes"),
         (dict(key=None), ValueError, "key"),
         (dict(key=3), TypeError, "key"),
-        (dict(antithetic="yes"), (TypeError, ValueError), "antithetic"),
+        (dict(antithetic="yes"), TypeError, "antithetic"),
+        (dict(eps=["0.1"]), ValueError, "numbers"),
+        (dict(eps=[True]), ValueError, "numbers"),
+        (dict(eps=[1e-46]), ValueError, "float32"),  # > 0 in float64, 0 in the parameters' float32
+        (dict(x=np.full((4, 5), np.nan, np.float32)), ValueError, "NaN|finite"),
     ],
 )
-def test_fd_sweep_bad_arguments_raise_before_work(kwargs, err, match):
+def test_fd_sweep_bad_arguments_raise_before_work(kwargs, err, match, monkeypatch):
+    def no_work(*_):
+        raise AssertionError("fd_sweep started drawing probes before refusing a bad argument")
+
+    monkeypatch.setattr(trace, "_sweep_fn", no_work)
     net, params, x = _setup("relu")
-    args = dict(eps=[1e-2], key=jax.random.PRNGKey(0), probes=4)
+    args = dict(eps=[1e-2], key=jax.random.PRNGKey(0), probes=4, x=x)
     args.update(kwargs)
-    eps = args.pop("eps")
+    eps, xx = args.pop("eps"), args.pop("x")
     with pytest.raises(err, match=match):
-        trace.fd_sweep(net.apply_fn, params, x, eps, **args)
+        trace.fd_sweep(net.apply_fn, params, xx, eps, **args)
+
+
+def test_fd_sweep_overflow_is_an_error_not_nan():
+    # A ReLU net with weights moved by 1e30 overflows float32 (outputs ~1e90): a clear error, not NaN.
+    net, params, x = _setup("relu")
+    with pytest.raises(FloatingPointError, match="not finite"):
+        trace.fd_sweep(net.apply_fn, params, x, [1e-2, 1e30], key=jax.random.PRNGKey(0), probes=2)

@@ -386,9 +386,11 @@ def fd_sweep(
     """Hutchinson's JVP estimate and the finite-difference estimate ([trace] Thm 4.1) at every step in
     ``eps``, all on the same Gaussian probes.
 
-    The result equals ``ntk_trace(..., method="jvp")`` and ``[ntk_trace(..., method="fd", eps=e) for e in
-    eps]`` with the same ``key``, ``probes`` and ``antithetic`` (up to float rounding), but each probe is
-    drawn once instead of ``1 + len(eps)`` times. For a small network drawing the probe costs more than
+    Where every probe value is finite, the result equals ``ntk_trace(..., method="jvp")`` and
+    ``[ntk_trace(..., method="fd", eps=e) for e in eps]`` with the same ``key``, ``probes`` and
+    ``antithetic`` (bit for bit in the benchmark and at chapter 6's sizes; the tests allow float
+    rounding), but each probe is drawn once instead of ``1 + len(eps)`` times; where a value is not
+    finite, ``fd_sweep`` raises. For a small network drawing the probe costs more than
     the passes through the network (``benchmarks/trace.py``, ``fd_sweep``), so a study of the FD bias
     against ``eps`` (chapter 6, §6.2) is several times cheaper this way. The differences between the
     estimates are then common-random-number differences: the probe noise they share cancels.
@@ -406,11 +408,16 @@ def fd_sweep(
         ``(jvp_estimate, [fd_estimate for each eps])``, :class:`TraceEstimate` objects.
 
     Raises:
-        ValueError: an empty ``eps`` or one that is not > 0 and finite (NaN and inf included),
-            ``probes < 1``, bad shapes or non-finite ``x``.
-        TypeError: a key that is not a PRNG key.
+        ValueError: an empty or non-numeric ``eps``, a step that is not > 0 and finite (NaN and inf
+            included) in float64 or in the parameters' dtype, ``probes < 1``, a missing key, bad
+            shapes or non-finite ``x``; all before any probe is drawn.
+        TypeError: a key that is not a PRNG key, a non-boolean ``antithetic``.
+        FloatingPointError: a probe value that is not finite (outputs overflowing).
     """
-    eps_arr = np.asarray(eps, dtype=np.float64)
+    eps_raw = np.asarray(eps)
+    if eps_raw.dtype.kind not in "iuf":
+        raise ValueError(f"eps must be a sequence of numbers (finite steps > 0), got dtype {eps_raw.dtype}")
+    eps_arr = eps_raw.astype(np.float64)
     if eps_arr.ndim != 1 or eps_arr.size == 0:
         raise ValueError(f"eps must be a non-empty 1-D sequence of steps, got shape {eps_arr.shape}")
     eps_list = [_checks.positive(float(e), f"eps[{i}]") for i, e in enumerate(eps_arr)]
@@ -419,13 +426,21 @@ def fd_sweep(
     key = _check_key(key, "fd")
     x = _check_x(x)
     n, k = x.shape[0], _output_dim(apply_fn, params, x)
+    # each step is used in the parameters' precision: it must stay > 0 and finite there
+    leaves = jax.tree_util.tree_leaves(params)
+    p_dtype = jnp.result_type(*leaves) if leaves else jnp.result_type(float)
+    for i, e in enumerate(eps_list):
+        e_p = float(np.asarray(e, dtype=p_dtype))
+        if not (math.isfinite(e_p) and e_p > 0):
+            raise ValueError(f"eps[{i}] = {e!r} becomes {e_p!r} in the parameters' dtype {np.dtype(p_dtype).name}: "
+                             "use a step that is > 0 and finite in that precision")
     probes = (2 if antithetic else 1) * math.ceil(probes / (2 if antithetic else 1))
     keys, signs = _probe_keys(key, probes, antithetic)
     jvp_vals, fd_vals = _sweep_fn(apply_fn)(params, x, keys, signs, jnp.asarray(eps_list))
     jvp_vals, fd_vals = np.asarray(jvp_vals, np.float64), np.asarray(fd_vals, np.float64)
     if not (np.all(np.isfinite(jvp_vals)) and np.all(np.isfinite(fd_vals))):
-        raise FloatingPointError("the probe values are not finite: the network's outputs overflow at these "
-                                 "parameters or at the perturbed ones (try smaller eps)")
+        raise FloatingPointError("the probe values are not finite: the network's outputs or their squares overflow "
+                                 "at these parameters or at the perturbed ones (a very large eps perturbs too far)")
     return (_result(jvp_vals, 0.0, "jvp", None, n, k, antithetic),
             [_result(fd_vals[:, i], 0.0, "fd", e, n, k, antithetic) for i, e in enumerate(eps_list)])
 

@@ -176,21 +176,36 @@ class _StaticMask:
         return isinstance(other, _StaticMask) and (self.leaves, self.treedef) == (other.leaves, other.treedef)
 
 
+def _signed_probe(key: jax.Array, params: Any, kind: str, sign: jax.Array, mask: _StaticMask | None = None) -> Any:
+    """Probe ``sign * v`` with ``v`` drawn from ``key`` (masked to a parameter group if asked)."""
+    v = _draw(key, params, kind)
+    if mask is not None:
+        v = mask.apply(v)
+    return jax.tree_util.tree_map(lambda t: sign.astype(t.dtype) * t, v)
+
+
+def _jvp_value(apply_fn: ApplyFn, params: Any, x: Any, v: Any) -> jax.Array:
+    """One Hutchinson sample ``||J v||^2``."""
+    _, tangent = jax.jvp(lambda p: apply_fn(p, x), (params,), (v,))
+    return jnp.sum(jnp.square(tangent))
+
+
+def _fd_value(apply_fn: ApplyFn, params: Any, x: Any, f0: jax.Array, v: Any, eps: jax.Array) -> jax.Array:
+    """One finite-difference sample ``||f(w + eps v) - f(w)||^2 / eps^2`` ([trace] Thm 4.1)."""
+    shifted = jax.tree_util.tree_map(lambda p, t: p + eps.astype(p.dtype) * t, params, v)
+    diff = apply_fn(shifted, x) - f0
+    return jnp.sum(jnp.square(diff)) / jnp.square(eps.astype(diff.dtype))
+
+
 @functools.lru_cache(maxsize=64)
 def _probe_fn(apply_fn: ApplyFn, method: str, kind: str, mask: _StaticMask | None = None):
     """A jitted ``(params, x, keys, signs, eps) -> per-probe values`` for ``"jvp"`` / ``"fd"``."""
 
     def one(params, x, f0, key, sign, eps):
-        v = _draw(key, params, kind)
-        if mask is not None:
-            v = mask.apply(v)
-        v = jax.tree_util.tree_map(lambda t: sign.astype(t.dtype) * t, v)
+        v = _signed_probe(key, params, kind, sign, mask)
         if method == "jvp":
-            _, tangent = jax.jvp(lambda p: apply_fn(p, x), (params,), (v,))
-            return jnp.sum(jnp.square(tangent))
-        shifted = jax.tree_util.tree_map(lambda p, t: p + eps.astype(p.dtype) * t, params, v)
-        diff = apply_fn(shifted, x) - f0
-        return jnp.sum(jnp.square(diff)) / jnp.square(eps.astype(diff.dtype))
+            return _jvp_value(apply_fn, params, x, v)
+        return _fd_value(apply_fn, params, x, f0, v, eps)
 
     @jax.jit
     def run(params, x, keys, signs, eps):
@@ -354,16 +369,8 @@ def _sweep_fn(apply_fn: ApplyFn):
     each probe is drawn once and used for the JVP and for every step ``eps``."""
 
     def one(params, x, f0, key, sign, eps):
-        v = _draw(key, params, "gaussian")
-        v = jax.tree_util.tree_map(lambda t: sign.astype(t.dtype) * t, v)
-        _, tangent = jax.jvp(lambda p: apply_fn(p, x), (params,), (v,))
-
-        def fd(e):
-            shifted = jax.tree_util.tree_map(lambda p, t: p + e.astype(p.dtype) * t, params, v)
-            diff = apply_fn(shifted, x) - f0
-            return jnp.sum(jnp.square(diff)) / jnp.square(e.astype(diff.dtype))
-
-        return jnp.sum(jnp.square(tangent)), jax.lax.map(fd, eps)
+        v = _signed_probe(key, params, "gaussian", sign)
+        return _jvp_value(apply_fn, params, x, v), jax.lax.map(lambda e: _fd_value(apply_fn, params, x, f0, v, e), eps)
 
     @jax.jit
     def run(params, x, keys, signs, eps):

@@ -76,3 +76,63 @@ def test_centered_scaled_is_zero_at_init_and_scales_linearly():
 def test_bad_inputs_raise(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+@pytest.mark.parametrize("parameterization", ["standard", "ntk"])
+def test_token_mlp_is_the_one_hot_mlp(parameterization):
+    """Oracle: the plain mlp applied to the concatenated one-hot codes (data.one_hot_pairs). Two tokens:
+    the same outputs bit for bit (the product adds the two selected rows and exact zeros); the gradients
+    sum the same terms in another order, so they agree to float32 rounding."""
+    from ntkbook import data
+
+    vocab, width = 11, 32
+    plain = models.mlp([width, width], vocab, parameterization=parameterization)
+    tok = models.token_mlp(vocab, 2, [width, width], vocab, parameterization=parameterization)
+    _, params = plain.init_fn(jax.random.PRNGKey(3), (-1, 2 * vocab))
+    pairs = np.array([[a, b] for a in range(vocab) for b in range(vocab)], np.int32)
+    one_hot = jnp.asarray(data.one_hot_pairs(pairs, vocab))
+    out_plain = plain.apply_fn(params, one_hot)
+    np.testing.assert_array_equal(np.asarray(tok.apply_fn(params, pairs)), np.asarray(out_plain))
+    np.testing.assert_array_equal(np.asarray(tok.apply_fn(params, one_hot)), np.asarray(out_plain))
+    np.testing.assert_array_equal(np.asarray(jax.jit(tok.apply_fn)(params, pairs)), np.asarray(jax.jit(plain.apply_fn)(params, one_hot)))
+
+    def loss(apply, x):
+        return lambda p: jnp.sum(jnp.sin(apply(p, x)))
+
+    g_tok = jax.grad(loss(tok.apply_fn, pairs))(params)
+    g_plain = jax.grad(loss(plain.apply_fn, one_hot))(params)
+    for a, b in zip(jax.tree_util.tree_leaves(g_tok), jax.tree_util.tree_leaves(g_plain)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_token_mlp_three_tokens_and_bad_inputs():
+    vocab = 5
+    plain = models.mlp([16], 3)
+    tok = models.token_mlp(vocab, 3, [16], 3)
+    _, params = plain.init_fn(jax.random.PRNGKey(0), (-1, 3 * vocab))
+    tokens = np.array([[0, 4, 2], [3, 3, 1]])
+    one_hot = np.concatenate([np.eye(vocab, dtype=np.float32)[tokens[:, t]] for t in range(3)], axis=1)
+    np.testing.assert_allclose(tok.apply_fn(params, tokens), plain.apply_fn(params, one_hot), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"tokens must lie in \[0, 5\)"):
+        tok.apply_fn(params, np.array([[0, 5, 1]]))
+    with pytest.raises(ValueError, match=r"tokens must lie in \[0, 5\)"):
+        tok.apply_fn(params, np.array([[0, -1, 1]]))
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        tok.apply_fn(params, np.array([[0, 1]]))
+    with pytest.raises(ValueError, match="layers"):
+        tok.apply_fn(params[:-1], tokens)
+    with pytest.raises(ValueError, match="vocab"):
+        models.token_mlp(0, 2, [4], 2)
+    with pytest.raises(ValueError, match="n_tokens"):
+        models.token_mlp(5, 1.5, [4], 2)
+
+
+def test_token_mlp_under_jit_with_closed_over_tokens():
+    """Tokens closed over by a jitted function are concrete, but jnp reductions on them would be traced:
+    the range check must run on the host, and an out-of-range token must still be refused there."""
+    tok = models.token_mlp(4, 2, [8], 3)
+    _, params = tok.init_fn(jax.random.PRNGKey(0), (-1, 8))
+    good, bad = jnp.array([[0, 3], [2, 1]]), jnp.array([[0, 4]])
+    np.testing.assert_array_equal(jax.jit(lambda p: tok.apply_fn(p, good))(params), tok.apply_fn(params, good))
+    with pytest.raises(ValueError, match=r"tokens must lie in \[0, 4\)"):
+        jax.jit(lambda p: tok.apply_fn(p, bad))(params)

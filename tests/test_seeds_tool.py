@@ -65,3 +65,18 @@ def test_bad_arguments_are_refused(tmp_path):
         seeds.main(["--seeds", "-1", "--out", str(tmp_path / "x.json")])
     with pytest.raises(SystemExit, match="no notebook named 99_none"):
         seeds.main(["--chapters", "99_none", "--out", str(tmp_path / "x.json")])
+
+
+def test_keep_writes_the_executed_notebooks_with_their_outputs(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    _chapter(book, "01_toy", "import os\nprint('seed', os.environ['NTKBOOK_SEED'])",
+             "assert os.environ['NTKBOOK_SEED'] != '1', 'fails for seed 1'")
+    keep = tmp_path / "kept"
+    seeds.main(["--book", str(book), "--out", str(tmp_path / "s.json"), "--seeds", "0 1", "--jobs", "1",
+                "--keep", str(keep)])
+    assert sorted(p.name for p in keep.iterdir()) == ["01_toy-ci-0.ipynb", "01_toy-ci-1.ipynb"]
+    for seed in (0, 1):
+        cells = nbformat.read(keep / f"01_toy-ci-{seed}.ipynb", as_version=4).cells
+        assert cells[1].outputs[0]["text"] == f"seed {seed}\n"
+    assert cells[2].outputs[0]["output_type"] == "error"  # a failed run is kept too, with its traceback

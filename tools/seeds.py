@@ -66,8 +66,11 @@ def failure_line(traceback_text: str) -> str:
 
 
 
-def run_one(notebook: str, preset: str, seed: int, timeout: int, retries: int = 1, patch: bool = True) -> dict[str, Any]:
-    """Execute one chapter at one preset and seed in a fresh kernel; return its row."""
+def run_one(notebook: str, preset: str, seed: int, timeout: int, retries: int = 1, patch: bool = True,
+            keep: str | None = None) -> dict[str, Any]:
+    """Execute one chapter at one preset and seed in a fresh kernel; return its row. With ``keep``, the
+    executed notebook (with its outputs, also of a failed run) is written to
+    ``keep/<chapter>-<preset>-<seed>.ipynb``, for reading what the run printed."""
     import nbclient
     import nbformat
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -116,6 +119,10 @@ def run_one(notebook: str, preset: str, seed: int, timeout: int, retries: int = 
                 error=f"{ename}: {evalue}"[:300] if evalue else ename,
             )
             return row
+        finally:
+            if keep is not None:
+                pathlib.Path(keep).mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, str(pathlib.Path(keep) / f"{path.stem}-{preset}-{seed}.ipynb"))
     return row
 
 
@@ -156,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=pathlib.Path, default=RESULTS)
     ap.add_argument("--book", type=pathlib.Path, default=BOOK, help="folder of the notebooks (default book/)")
     ap.add_argument("--no-patch", action="store_true", help="execute without tools/nbclient_patch.py (to measure stalls)")
+    ap.add_argument("--keep", default=None, help="folder for the executed notebooks (<chapter>-<preset>-<seed>.ipynb)")
     args = ap.parse_args(argv)
     seeds: list[int] = []
     for tok in " ".join(args.seeds).split():
@@ -172,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     # Each job runs in its own process (its own environment variables and kernel).
     with cf.ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(run_one, nb, p, s, timeout, 1, not args.no_patch): (nb, s) for nb, p, s in jobs}
+        futures = {pool.submit(run_one, nb, p, s, timeout, 1, not args.no_patch, args.keep): (nb, s) for nb, p, s in jobs}
         for fut in cf.as_completed(futures):
             row = {**fut.result(), **stamp}
             rows.append(row)

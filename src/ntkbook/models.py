@@ -110,6 +110,77 @@ def mlp(
     return Model(*_serial(_mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std)))
 
 
+def token_mlp(
+    vocab: int,
+    n_tokens: int,
+    hidden: Sequence[int],
+    out_dim: int,
+    *,
+    activation: str = "relu",
+    parameterization: Parameterization = "ntk",
+    W_std: float | None = None,
+    b_std: float | None = 0.1,
+    out_W_std: float | None = None,
+) -> Model:
+    """:func:`mlp` on ``n_tokens`` tokens, read as their one-hot codes side by side.
+
+    The network is :func:`mlp` with input dimension ``n_tokens * vocab`` (same
+    parameters, same ``init_fn``, same ``kernel_fn``), and ``apply_fn`` takes either
+    those one-hot codes, shape ``(N, n_tokens * vocab)``, or the integer tokens, shape
+    ``(N, n_tokens)``. For tokens, the first layer adds the rows of ``W_1`` that the
+    one-hot code would select instead of multiplying by a vector of zeros and ones:
+    the same function (for two tokens the same numbers, bit for bit, since ``1 x w``
+    and ``0 x w`` add nothing to round), without the ``n_tokens * vocab x width``
+    multiply-adds of the first layer in the forward pass and in the weight
+    gradient. Used for modular addition, ``a + b mod p`` ([trace] Sect. 5.2), where
+    the first layer is about a quarter of an MLP's work.
+
+    Raises:
+        ValueError: as :func:`mlp`, or ``vocab`` / ``n_tokens`` not positive integers;
+            ``apply_fn``: inputs of neither shape, or tokens outside ``[0, vocab)``
+            (checked on concrete arrays; under ``jit`` an index out of range is clipped).
+    """
+    vocab = _checks.positive_int(vocab, "vocab")
+    n_tokens = _checks.positive_int(n_tokens, "n_tokens")
+    layers = _mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std)
+    init_fn, apply_one_hot, kernel_fn = _serial(layers)
+    apply_rest = stax.serial(*layers[1:])[1]
+    W_std1 = _check_stds(activation, W_std, b_std, out_W_std)[0]
+    offsets = vocab * np.arange(n_tokens)
+
+    def apply_fn(params, x, **kwargs):
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.integer):
+            return apply_one_hot(params, x, **kwargs)
+        _checks.layer_count(params, len(layers))
+        if x.ndim != 2 or x.shape[1] != n_tokens:
+            raise ValueError(f"x must have shape (N, {n_tokens}) (tokens) or (N, {n_tokens * vocab}) (one-hot), "
+                             f"got {tuple(x.shape)}")
+        if not isinstance(x, jax.core.Tracer) and x.size:  # concrete tokens: check on the host (under jit too)
+            lo, hi = int(np.min(np.asarray(x))), int(np.max(np.asarray(x)))
+            if lo < 0 or hi >= vocab:
+                raise ValueError(f"tokens must lie in [0, {vocab}), got {lo}..{hi}")
+        W, b = params[0]
+        rows = W[x + offsets]  # (N, n_tokens, width): the rows the one-hot codes select
+        h = rows[:, 0]
+        for t in range(1, n_tokens):  # in input order, as the product accumulates them
+            h = h + rows[:, t]
+        # stax.Dense's own scaling (neural_tangents/_src/stax/linear.py): standard x W / sqrt(s_0) + b
+        # with s_0 = 1; ntk (W_std / sqrt(fan_in)) x W + b_std b.
+        if parameterization == "ntk":
+            h = (W_std1 / (n_tokens * vocab) ** 0.5) * h
+            if b is not None:
+                h = h + b_std * b
+        else:
+            h = h / 1.0**0.5
+            if b is not None:
+                h = h + b
+        return apply_rest(params[1:], h, **kwargs)
+
+    apply_fn.n_layers = len(layers)
+    return Model(init_fn, apply_fn, kernel_fn)
+
+
 def _mlp_layers(hidden, out_dim, activation, parameterization, W_std, b_std, out_W_std) -> list:
     """The checked ``stax`` layers of :func:`mlp`: ``[Dense, act] * len(hidden) + [Dense]``."""
     hidden = _checks.positive_ints(hidden, "hidden")

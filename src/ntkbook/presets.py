@@ -299,7 +299,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "ci": dict(
             p=47, train_fraction=0.5, hidden=(128, 128), lr=3e-3, weight_decay=1.0, steps=4000, records=41,
             trace_n=128, perturb_eps=0.1, perturb_probes=4, acc_rise=0.1, acc_jump=0.9, settle_rtol=0.05,
-            tf_p=47, tf_fraction=0.5, tf_d_model=64, tf_heads=4, tf_steps=5000, tf_lr=3e-3, tf_records=51, tf_max_steps=15000,
+            tf_p=47, tf_fraction=0.5, tf_d_model=64, tf_heads=4, tf_steps=3000, tf_lr=3e-3, tf_records=31, tf_max_steps=15000,
             digits_train_per_class=20, digits_test_per_class=150, digits_hidden=(200, 200), digits_alpha=8.0,
             digits_lr=1e-2, digits_weight_decay=0.05, digits_steps=8000, digits_records=41, digits_baseline_steps=2000,
             digits_acc_rise=0.2, digits_acc_jump=0.5,
@@ -308,7 +308,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "book": dict(
             p=97, train_fraction=0.4, hidden=(256, 256), lr=1e-3, weight_decay=1.0, steps=6000, records=61,
             trace_n=256, perturb_eps=0.1, perturb_probes=8, acc_rise=0.1, acc_jump=0.9, settle_rtol=0.05,
-            tf_p=47, tf_fraction=0.5, tf_d_model=64, tf_heads=4, tf_steps=5000, tf_lr=3e-3, tf_records=51, tf_max_steps=15000,
+            tf_p=47, tf_fraction=0.5, tf_d_model=64, tf_heads=4, tf_steps=3000, tf_lr=3e-3, tf_records=31, tf_max_steps=15000,
             digits_train_per_class=20, digits_test_per_class=150, digits_hidden=(200, 200), digits_alpha=8.0,
             digits_lr=1e-2, digits_weight_decay=0.03, digits_steps=12000, digits_records=61, digits_baseline_steps=3000,
             digits_acc_rise=0.2, digits_acc_jump=0.5,

@@ -123,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         if only is not None and previous is not None and previous.get("size") == args.size:
             from . import chapters
 
-            stamp = {"date": mach.get("date"), "git_commit": mach.get("git_commit")}
+            # Which machine: the section's block describes the first full run; a re-timed row carries its own
+            # date, commit and this machine's float32 GEMM rate, which tells two CPUs of one model name apart.
+            stamp = {"date": mach.get("date"), "git_commit": mach.get("git_commit"),
+                     "gemm_flops_per_s": harness.gemm_rate()["flops_per_s"]}
             previous["result"] = chapters.merge(previous["result"], value, stamp)
         else:
             results["sections"][name] = {"size": args.size, "seconds": seconds, "machine": mach, "result": value}

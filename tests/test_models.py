@@ -105,6 +105,20 @@ def test_token_mlp_is_the_one_hot_mlp(parameterization):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kwargs", [dict(b_std=None), dict(W_std=0.7, b_std=0.3), dict(activation="erf")])
+def test_token_mlp_is_the_one_hot_mlp_without_bias_and_other_scales(kwargs):
+    """The same oracle for a network without first-layer bias, a non-default W_std and another activation."""
+    from ntkbook import data
+
+    vocab = 7
+    plain = models.mlp([16], 3, **kwargs)
+    tok = models.token_mlp(vocab, 2, [16], 3, **kwargs)
+    _, params = plain.init_fn(jax.random.PRNGKey(5), (-1, 2 * vocab))
+    pairs = np.array([[a, b] for a in range(vocab) for b in range(vocab)], np.int32)
+    np.testing.assert_array_equal(np.asarray(tok.apply_fn(params, pairs)),
+                                  np.asarray(plain.apply_fn(params, jnp.asarray(data.one_hot_pairs(pairs, vocab)))))
+
+
 def test_token_mlp_three_tokens_and_bad_inputs():
     vocab = 5
     plain = models.mlp([16], 3)

@@ -137,8 +137,12 @@ def token_mlp(
 
     Raises:
         ValueError: as :func:`mlp`, or ``vocab`` / ``n_tokens`` not positive integers;
-            ``apply_fn``: inputs of neither shape, or tokens outside ``[0, vocab)``
-            (checked on concrete arrays; under ``jit`` an index out of range is clipped).
+            ``apply_fn``: integer inputs not of shape ``(N, n_tokens)``, or tokens outside
+            ``[0, vocab)``. The range is checked on concrete arrays only: tokens traced
+            inside ``jit`` are not checked, and an out-of-range token then reads a wrong
+            row of ``W_1`` (token ``vocab`` at position ``t`` is token ``0`` at position
+            ``t + 1``; indices beyond the table are clipped). Which path is taken depends
+            on the dtype: float inputs go to the one-hot network, whatever their shape.
     """
     vocab = _checks.positive_int(vocab, "vocab")
     n_tokens = _checks.positive_int(n_tokens, "n_tokens")

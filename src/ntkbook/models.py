@@ -170,15 +170,13 @@ def token_mlp(
         for t in range(1, n_tokens):  # in input order, as the product accumulates them
             h = h + rows[:, t]
         # stax.Dense's own scaling (neural_tangents/_src/stax/linear.py): standard x W / sqrt(s_0) + b
-        # with s_0 = 1; ntk (W_std / sqrt(fan_in)) x W + b_std b.
+        # with s_0 = 1 (a division by 1, exact, so left out); ntk (W_std / sqrt(fan_in)) x W + b_std b.
         if parameterization == "ntk":
             h = (W_std1 / (n_tokens * vocab) ** 0.5) * h
             if b is not None:
                 h = h + b_std * b
-        else:
-            h = h / 1.0**0.5
-            if b is not None:
-                h = h + b
+        elif b is not None:
+            h = h + b
         return apply_rest(params[1:], h, **kwargs)
 
     apply_fn.n_layers = len(layers)

@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("nt_upstream", ROOT / "tools" / "nt_upstream.py")
 nt_upstream = importlib.util.module_from_spec(spec)
@@ -32,3 +34,19 @@ def test_conftest_applies_every_patch_the_upstream_tests_need():
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_flax_is_pinned_exactly_and_only_for_the_file_that_imports_it():
+    # The measurement must be repeatable: every package installed for empirical_test.py is pinned
+    # with ==, and Flax goes on the path only of the file that imports it.
+    assert all("==" in pin and not pin.endswith("==") for pin in nt_upstream.FLAX_PINS), nt_upstream.FLAX_PINS
+    assert nt_upstream.FLAX_FILES <= set(nt_upstream.FILES)
+    shipped = nt_upstream.upstream_tests()
+    for name in nt_upstream.FILES:
+        imports_flax = "from flax" in (shipped / name).read_text() or "import flax" in (shipped / name).read_text()
+        assert imports_flax == (name in nt_upstream.FLAX_FILES), name
+
+
+def test_unknown_files_are_refused_before_anything_runs():
+    with pytest.raises(SystemExit, match="unknown"):
+        nt_upstream.run(1.0, ("no_such_test.py",))

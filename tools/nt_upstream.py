@@ -1,14 +1,18 @@
 """Run neural-tangents' own tests, for the parts the book uses, on the pinned and patched stack.
 
-``make nt-upstream`` (a measurement, not part of ``make test``: about 15 minutes
-on 2 cores). The neural-tangents 0.6.5 wheel installs its test suite as a
-top-level ``tests`` package beside ``neural_tangents`` in site-packages. This
-script copies it to a temporary directory, adds a ``conftest.py`` that imports
-``ntkbook`` and ``ntkbook.kernels`` first (so the patches of
+``make nt-upstream`` (a measurement, not part of ``make test``: the better part
+of an hour on 2 cores). The neural-tangents 0.6.5 wheel installs its test suite
+as a top-level ``tests`` package beside ``neural_tangents`` in site-packages.
+This script copies it to a temporary directory, adds a ``conftest.py`` that
+imports ``ntkbook`` and ``ntkbook.kernels`` first (so the patches of
 :mod:`ntkbook._compat` are in place, as in every chapter), and runs the files
-for the modules the book calls: batching, Monte Carlo and predict.
-``empirical_test.py`` needs Flax, which the book does not install, and is
-reported as not run. One JSON document goes to
+for the modules the book calls: batching, Monte Carlo, predict, the elementwise
+nonlinearities of ``stax``, and the empirical NTK. ``empirical_test.py`` imports
+Flax, which the book does not install: the script installs a pinned Flax (and
+the pure-Python packages it imports) with ``pip --target`` into
+``.cache/nt_upstream_flax`` and puts it on the path of that one file's run
+only, so the project environment is untouched. ``--files`` runs a subset and
+replaces only those rows of an existing result. One JSON document goes to
 ``benchmarks/results/nt_upstream.json``: passed / failed / skipped per file,
 the failing test ids with the first line of their error, the versions and the
 commit. The known failure (``testNTKMeanCovPrediction0``, a kernel traced
@@ -34,8 +38,13 @@ import xml.etree.ElementTree as ET
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "nt_upstream.json"
-FILES = ("batching_test.py", "monte_carlo_test.py", "predict_test.py")
-NOT_RUN = {"empirical_test.py": "imports flax, which the book does not install"}
+FILES = ("batching_test.py", "monte_carlo_test.py", "predict_test.py", "stax/elementwise_test.py", "empirical_test.py")
+NOT_RUN: dict[str, str] = {}
+# Flax for empirical_test.py only (its Flax models: FlaxOtherTest, FlaxCnnTest): the last release that
+# supports the pinned JAX 0.4.38 with room to spare, and the pure-Python packages `flax.linen` imports.
+FLAX_FILES = {"empirical_test.py"}
+FLAX_PINS = ("flax==0.10.2", "msgpack==1.1.0", "rich==13.9.4", "markdown-it-py==3.0.0", "mdurl==0.1.2")
+FLAX_DIR = ROOT / ".cache" / "nt_upstream_flax"
 CONFTEST = (
     "import ntkbook  # noqa: F401  (patches 1-3, before neural_tangents is imported)\n"
     "import ntkbook.kernels  # noqa: F401  (patch 4: nt.predict on the pinned SciPy)\n"
@@ -54,20 +63,35 @@ def upstream_tests() -> pathlib.Path:
     return tests
 
 
-def run(timeout: float) -> dict:
+def flax_path() -> pathlib.Path:
+    """A folder holding the pinned Flax (installed once with ``pip --target``, no dependencies resolved)."""
+    stamp = FLAX_DIR / "pins.txt"
+    if not (stamp.is_file() and stamp.read_text() == "\n".join(FLAX_PINS)):
+        shutil.rmtree(FLAX_DIR, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(FLAX_DIR), *FLAX_PINS],
+                       check=True)
+        stamp.write_text("\n".join(FLAX_PINS))
+    return FLAX_DIR
+
+
+def run(timeout: float, files: tuple[str, ...] = FILES) -> dict:
+    unknown = [f for f in files if f not in FILES]
+    if unknown:
+        raise SystemExit(f"--files: unknown {unknown}; choose from {list(FILES)}")
     src = upstream_tests()
     rows = []
     with tempfile.TemporaryDirectory(prefix="nt_upstream_") as tmp:
         work = pathlib.Path(tmp)
         shutil.copytree(src, work / "tests")
         (work / "conftest.py").write_text(CONFTEST)
-        for name in FILES:
-            xml = work / f"{name}.xml"
+        for name in files:
+            xml = work / f"{name.replace('/', '_')}.xml"
+            path = [str(ROOT / "src")] + ([str(flax_path())] if name in FLAX_FILES else [])
             t0 = time.perf_counter()
             proc = subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"tests/{name}", f"--junitxml={xml}"],
                 cwd=work, capture_output=True, text=True, timeout=timeout,
-                env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
             )
             seconds = round(time.perf_counter() - t0, 1)
             if not xml.is_file():
@@ -84,7 +108,7 @@ def run(timeout: float) -> dict:
             total, skipped = int(suite.get("tests")), int(suite.get("skipped"))
             rows.append({"file": name, "passed": total - skipped - len(failed), "failed": len(failed),
                          "skipped": skipped, "failures": failed, "seconds": seconds})
-            print(f"{name:22s} passed {rows[-1]['passed']:3d}  failed {len(failed)}  skipped {skipped}  ({seconds} s)")
+            print(f"{name:26s} passed {rows[-1]['passed']:3d}  failed {len(failed)}  skipped {skipped}  ({seconds} s)")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     versions = {p: importlib.metadata.version(p) for p in ("neural-tangents", "jax", "jaxlib", "scipy")}
     return {"description": "neural-tangents 0.6.5's own tests for the modules the book uses, on the pinned stack "
@@ -97,8 +121,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=OUT)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per test file")
+    parser.add_argument("--files", nargs="+", default=list(FILES), help="a subset of the files (rows of --out replaced)")
     args = parser.parse_args()
-    result = run(args.timeout)
+    result = run(args.timeout, tuple(args.files))
+    if set(args.files) != set(FILES) and args.out.is_file():
+        # keep the other files' rows, and say which run each row comes from
+        old = json.loads(args.out.read_text())
+        for row in result["files"]:
+            row.update(date=result["date"], commit=result["commit"])
+        kept = [r for r in old["files"] if r["file"] not in args.files]
+        for row in kept:
+            row.setdefault("date", old["date"])
+            row.setdefault("commit", old["commit"])
+        result["files"] = sorted(kept + result["files"], key=lambda r: FILES.index(r["file"]) if r["file"] in FILES else 99)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     bad = sum(r.get("failed", 0) for r in result["files"]) + sum("error" in r for r in result["files"])

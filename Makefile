@@ -180,8 +180,8 @@ seeds: PRESET = ci
 seeds: venv
 	$(BIN)/python tools/seeds.py --preset $(PRESET) --seeds $(SEEDS) --jobs $(JOBS) $(if $(CHAPTERS),--chapters $(CHAPTERS))
 
-# neural-tangents' own tests (batching, Monte Carlo, predict) on the pinned, patched stack:
-# a measurement, not part of make test (about 15 min). Writes benchmarks/results/nt_upstream.json.
+# neural-tangents' own tests (batching, Monte Carlo, predict, stax elementwise, empirical NTK) on the pinned, patched stack:
+# a measurement, not part of make test (about 20 min). Writes benchmarks/results/nt_upstream.json.
 nt-upstream: venv
 	$(BIN)/python tools/nt_upstream.py
 

@@ -1,7 +1,7 @@
 """Run neural-tangents' own tests, for the parts the book uses, on the pinned and patched stack.
 
-``make nt-upstream`` (a measurement, not part of ``make test``: the better part
-of an hour on 2 cores). The neural-tangents 0.6.5 wheel installs its test suite
+``make nt-upstream`` (a measurement, not part of ``make test``: about twenty
+minutes on 2 cores). The neural-tangents 0.6.5 wheel installs its test suite
 as a top-level ``tests`` package beside ``neural_tangents`` in site-packages.
 This script copies it to a temporary directory, adds a ``conftest.py`` that
 imports ``ntkbook`` and ``ntkbook.kernels`` first (so the patches of
@@ -99,15 +99,21 @@ def run(timeout: float, files: tuple[str, ...] = FILES) -> dict:
                 continue
             suite = ET.parse(xml).getroot()
             suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-            failed = []
+            failed, skip_reasons = [], {}
             for case in suite.iter("testcase"):
+                skip = case.find("skipped")
+                if skip is not None:  # upstream skips its large tests on CPU (test_utils.skip_test)
+                    why = (skip.get("message") or "").splitlines()[0][:120] if skip.get("message") else ""
+                    skip_reasons[why] = skip_reasons.get(why, 0) + 1
                 bad = case.find("failure") if case.find("failure") is not None else case.find("error")
                 if bad is not None:
                     first = (bad.get("message") or "").splitlines()[0][:200] if bad.get("message") else ""
                     failed.append({"test": case.get("name"), "error": first})
             total, skipped = int(suite.get("tests")), int(suite.get("skipped"))
             rows.append({"file": name, "passed": total - skipped - len(failed), "failed": len(failed),
-                         "skipped": skipped, "failures": failed, "seconds": seconds})
+                         "skipped": skipped, "skip_reasons": skip_reasons, "failures": failed, "seconds": seconds})
+            if name in FLAX_FILES:
+                rows[-1]["flax"] = FLAX_PINS[0].split("==")[1]
             print(f"{name:26s} passed {rows[-1]['passed']:3d}  failed {len(failed)}  skipped {skipped}  ({seconds} s)")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     versions = {p: importlib.metadata.version(p) for p in ("neural-tangents", "jax", "jaxlib", "scipy")}

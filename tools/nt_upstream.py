@@ -40,8 +40,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "nt_upstream.json"
 FILES = ("batching_test.py", "monte_carlo_test.py", "predict_test.py", "stax/elementwise_test.py", "empirical_test.py")
 NOT_RUN: dict[str, str] = {}
-# Flax for empirical_test.py only (its Flax models: FlaxOtherTest, FlaxCnnTest): the last release that
-# supports the pinned JAX 0.4.38 with room to spare, and the pure-Python packages `flax.linen` imports.
+# Flax for empirical_test.py only (its Flax models: FlaxOtherTest, FlaxCnnTest): a release of the pinned JAX's
+# time whose requirement (jax >= 0.4.27) the pin meets, and the packages `flax.linen` imports. Flax's other
+# requirements (orbax-checkpoint, tensorstore) are not installed: the tests do not import them; optax,
+# PyYAML, numpy and typing-extensions come from the project environment.
 FLAX_FILES = {"empirical_test.py"}
 FLAX_PINS = ("flax==0.10.2", "msgpack==1.1.0", "rich==13.9.4", "markdown-it-py==3.0.0", "mdurl==0.1.2")
 FLAX_DIR = ROOT / ".cache" / "nt_upstream_flax"

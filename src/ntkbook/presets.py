@@ -224,8 +224,8 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     "02_ntk_flow": {
         "ci": dict(
             ntk_n=16, ntk_hidden=(256, 256),
-            # relu_nets: 16, as erf (8 left the ReLU gap exponent's 95 % interval as wide as 0.27 and
-            # above zero at seed 38)
+            # relu_nets: 16, as erf (with 8, the ReLU gap exponent's 95 % half-width reached 0.27 and
+            # its upper limit was above zero at seed 38)
             flow_widths=(64, 128, 256, 512), flow_nets=16, relu_nets=16, flow_steps=300,
             ellipse_width=100, ellipse_alphas=(0.1, 0.32, 1.0, 3.2, 10.0), ellipse_seeds=3,
             ellipse_steps=300, ellipse_frames=12,

@@ -111,6 +111,55 @@ def test_flow_with_a_zero_eigenvalue_matches_expm_of_the_ode(x64):
     np.testing.assert_allclose(slope, -(eta / norm) * kx @ p0 @ (f0 - y), rtol=1e-6)
 
 
+def _edge_case(edge, n=5, seed=7):
+    """A kernel whose top eigenvalue puts ``eta lambda_max / n`` at ``edge`` for ``eta = 1``."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.array([edge, 1.2, 0.7, 0.3, 0.05]) * n  # normalization n = y.size
+    return (q * lam) @ q.T, rng.standard_normal(n), q
+
+
+@pytest.mark.parametrize("edge", [1.9, 2.05, 2.6])
+def test_discrete_descent_at_the_stability_edge(x64, edge):
+    # Oracle: a hand loop of f <- f - (eta / n) K (f - y) and, along the top eigenvector,
+    # the factor (1 - edge)^t. Below 2 it converges silently; at or past 2 the default
+    # warns (and returns the exact, non-converging trajectory), "raise" refuses, "ignore" is silent.
+    import warnings
+
+    k, y, q = _edge_case(edge)
+    steps = np.array([0, 1, 5, 30])
+    f = np.zeros_like(y)
+    loop = []
+    for s in range(steps[-1] + 1):
+        if s in steps:
+            loop.append(f.copy())
+        f = f - k @ (f - y) / y.size
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = kernels.gradient_flow_mse(k, y, steps, discrete=True)
+    unstable = [w for w in caught if issubclass(w.category, RuntimeWarning) and "does not converge" in str(w.message)]
+    assert len(unstable) == (edge >= 2)
+    if edge >= 2:
+        assert f"= {edge:.3f}" in str(unstable[0].message)
+    np.testing.assert_allclose(np.asarray(ours.train)[:, :, 0], np.array(loop), rtol=1e-9, atol=1e-9)
+    top = (np.asarray(ours.train)[:, :, 0] - y) @ q[:, 0]
+    np.testing.assert_allclose(top, (1 - edge) ** steps * (-y @ q[:, 0]), rtol=1e-9, atol=1e-12)
+    if edge >= 2:
+        with pytest.raises(ValueError, match="learning_rate"):
+            kernels.gradient_flow_mse(k, y, steps, discrete=True, on_unstable="raise")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            kernels.gradient_flow_mse(k, y, steps, discrete=True, on_unstable="ignore")
+            kernels.gradient_flow_mse(k, y, steps)  # gradient flow: stable for every eta, never checked
+
+
+def test_discrete_descent_edge_check_is_skipped_under_tracing(x64):
+    k, y, _ = _edge_case(2.6)
+    batch = jnp.stack([jnp.asarray(k), jnp.asarray(k) / 4])  # past the edge, and 0.65
+    out = jax.vmap(lambda kk: kernels.gradient_flow_mse(kk, y, 3.0, discrete=True, on_unstable="raise").train)(batch)
+    assert out.shape == (2, y.size, 1)
+
+
 def test_discrete_descent_with_a_zero_eigenvalue_matches_a_hand_loop(x64):
     k, kx, y, f0, g0, _, _ = _singular_case(seed=4)
     eta, norm = 1.3, 5.0

@@ -466,6 +466,11 @@ def kernel_regression(
     return g0 + (kx @ coef).reshape(m, out)
 
 
+#: what :func:`gradient_flow_mse` does when discrete descent cannot converge
+OnUnstable = Literal["raise", "warn", "ignore"]
+ON_UNSTABLE: tuple[str, ...] = ("raise", "warn", "ignore")
+
+
 class FlowPrediction(NamedTuple):
     """Outputs of kernel gradient flow at the requested times: ``(T, N, k)`` / ``(T, M, k)``
     (no leading ``T`` axis for a scalar time)."""
@@ -485,6 +490,7 @@ def gradient_flow_mse(
     learning_rate: float = 1.0,
     normalization: float | None = None,
     discrete: bool = False,
+    on_unstable: OnUnstable = "warn",
 ) -> FlowPrediction:
     """Closed-form kernel gradient descent on the square loss (thesis eqs. 2.60, 2.61).
 
@@ -502,7 +508,11 @@ def gradient_flow_mse(
 
     ``t`` counts steps of size ``learning_rate``. With ``discrete=True`` the
     exponential is replaced by ``(1 - eta lambda / n)^t``: the exact trajectory of
-    gradient *descent* on the linearised model, for integer ``t``.
+    gradient *descent* on the linearised model, for integer ``t``. That trajectory
+    converges only if ``eta lambda_max / n < 2``; at or past this edge the factor of
+    the top eigendirection has modulus ``>= 1`` and the closed form returns a residual
+    that oscillates or grows without bound (and overflows for large ``t``), which is
+    exact but rarely what the caller meant. ``on_unstable`` says what happens then.
 
     Args:
         k_train_train: ``(N, N)`` (same kernel for every output) or ``(N, N, k, k)``.
@@ -514,6 +524,11 @@ def gradient_flow_mse(
         learning_rate: step size ``eta``.
         normalization: ``n`` in the loss above (default ``y_train.size``).
         discrete: gradient descent instead of gradient flow.
+        on_unstable: with ``discrete=True`` and ``eta lambda_max / n >= 2``:
+            ``"raise"`` a ``ValueError`` before computing the trajectory, ``"warn"``
+            (default) with a ``RuntimeWarning`` that gives the value and return the
+            diverging trajectory, or ``"ignore"``. Gradient flow is stable for
+            every ``eta`` and never checks. Skipped when ``k_train_train`` is traced.
 
     Returns:
         :class:`FlowPrediction` with train (and test, if ``k_test_train``) outputs.
@@ -532,6 +547,7 @@ def gradient_flow_mse(
     learning_rate = _checks.positive(learning_rate, "learning_rate")
     norm = float(y.size if normalization is None else _checks.positive(normalization, "normalization"))
     _checks.boolean(discrete, "discrete")
+    _checks.choice(on_unstable, "on_unstable", ON_UNSTABLE)
     if k_test_train is not None:
         _checks.finite_array(k_test_train, "k_test_train")
     f0 = jnp.zeros_like(y) if f0_train is None else _check_targets(f0_train, "f0_train")
@@ -542,6 +558,16 @@ def gradient_flow_mse(
     _check_flow_spectrum(lam, "k_train_train")
     lam = jnp.maximum(lam, 0.0)  # rounding-level negatives of a PSD kernel only (checked above)
     rate = learning_rate * lam / norm
+    if discrete and on_unstable != "ignore" and not _checks.is_traced(rate):
+        edge = float(jnp.max(rate)) if rate.size else 0.0
+        if edge >= 2.0:
+            msg = (f"discrete gradient descent on this kernel does not converge: learning_rate * lambda_max / "
+                   f"normalization = {learning_rate:.4g} * {float(jnp.max(lam)):.4g} / {norm:.4g} = {edge:.3f}, "
+                   f"and the top eigendirection's residual is multiplied by {1.0 - edge:.3f} per step "
+                   f"(convergence needs a value below 2: lower learning_rate below {2.0 * norm / float(jnp.max(lam)):.4g})")
+            if on_unstable == "raise":
+                raise ValueError(msg)
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
     ts = jnp.atleast_1d(t_arr)[:, None]  # (T, 1)
     if discrete:
         decay = jnp.power(1.0 - rate[None, :], ts)

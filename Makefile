@@ -78,9 +78,11 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt pyprojec
 	$(BIN)/python -c "import jax, ntkbook.kernels; assert jax.__version__ == '0.4.38', jax.__version__"
 	touch $@
 
-# The fast tests: no built book, no browser, no network.
+# The fast tests: no built book, no browser, no network. Two worker processes, as for the
+# chapters (JOBS); a test file stays in one worker, so its module fixtures and compiled
+# functions are built once. The slowest tests are listed so that a slow one shows up.
 unit: venv
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q -n $(JOBS) --dist loadfile --durations=15
 
 # Execute every chapter at $(PRESET) into the staged copy of the book.
 notebooks: venv

@@ -215,6 +215,53 @@ def test_dispersion_grid_matches_thm_3_2_and_its_cells():
     s = dp.ntk_samples(cell, 1500, (10, 10, 10), W_var=3.0)
     est = dp.dispersion(s.theta[:, 0, 0], key=jax.random.fold_in(cell, 1), n_boot=100)
     assert g.value[1, 1] == pytest.approx(est.value) and g.stderr[1, 1] == pytest.approx(est.stderr)
+    spread = dp.log_interdecile(s.theta[:, 0, 0], key=jax.random.fold_in(cell, 2), n_boot=100)
+    assert g.spread[1, 1] == pytest.approx(spread.value) and g.spread_se[1, 1] == pytest.approx(spread.stderr)
+    np.testing.assert_allclose(g.spread[0], 0.0, atol=1e-6)  # deterministic at depth 1: every decile equal
+
+
+def test_log_interdecile_against_the_log_normal_closed_form():
+    # Oracle: for Theta = c exp(s Z), Z standard normal, log(Q_0.9 / Q_0.1) = 2 z_0.9 s whatever c.
+    # Asymptotic quantile theory: sd of the estimate = sqrt(2 * 0.1 * 0.9 / n) * s / phi(z_0.9) (the two
+    # deciles' errors are nearly independent and equal by symmetry); the bootstrap should match it, and
+    # so should the spread of the estimate over independent samples.
+    from scipy import stats
+
+    z9, s, n = stats.norm.ppf(0.9), 0.8, 1000
+    rng = np.random.default_rng(3)
+    draws = 7.0 * np.exp(s * rng.standard_normal((100, n)))
+    ests = [dp.log_interdecile(d, key=jax.random.PRNGKey(i), n_boot=200) for i, d in enumerate(draws)]
+    values, ses = np.array([e.value for e in ests]), np.array([e.stderr for e in ests])
+    sd_theory = np.sqrt(2 * 0.1 * 0.9 / n) * s / stats.norm.pdf(z9)
+    assert abs(values.mean() - 2 * z9 * s) < 4 * sd_theory / np.sqrt(values.size), (values.mean(), 2 * z9 * s)
+    # 100 replicates estimate an sd to about 7 %: 3 of those either side
+    assert 0.79 < values.std(ddof=1) / sd_theory < 1.21, (values.std(ddof=1), sd_theory)
+    assert 0.79 < ses.mean() / sd_theory < 1.21, (ses.mean(), sd_theory)
+    assert dp.log_interdecile(draws[0] * 1e-3, key=KEY, n_boot=200).value == pytest.approx(values[0], abs=1e-12)
+
+
+def test_log_interdecile_is_not_moved_by_one_draw_where_the_dispersion_is():
+    # The reason it exists: one huge draw among 600 moves the dispersion and its error bar, not the deciles.
+    rng = np.random.default_rng(4)
+    t = np.exp(0.5 * rng.standard_normal(600))
+    t_out = t.copy()
+    t_out[0] = 200.0 * t.max()
+    d, d_out = (dp.dispersion(x, key=KEY, n_boot=200) for x in (t, t_out))
+    q, q_out = (dp.log_interdecile(x, key=KEY, n_boot=200) for x in (t, t_out))
+    assert d_out.value > 5 * d.value and d_out.stderr > 20 * d.stderr
+    assert abs(q_out.value - q.value) < q.stderr and q_out.stderr < 1.5 * q.stderr
+
+
+@pytest.mark.parametrize("samples, match", [
+    (np.r_[np.zeros(30), np.ones(70)], "lower decile"),            # lower decile 0
+    (np.r_[-np.ones(30), np.ones(70)], "lower decile"),            # negative
+    (np.r_[np.zeros(19), np.arange(1.0, 182.0)], "bootstrap"),    # 9.5 % zeros: positive decile, zero in resamples
+    (np.r_[np.nan, np.ones(10)], "non-finite"),
+    (np.ones(2), "at least 3"),
+])
+def test_log_interdecile_refuses_what_it_cannot_measure(samples, match):
+    with pytest.raises(ValueError, match=match):
+        dp.log_interdecile(samples, key=KEY, n_boot=200)
 
 
 @pytest.mark.parametrize("kwargs, match", [

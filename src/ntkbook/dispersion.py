@@ -312,13 +312,16 @@ class DispersionGrid(NamedTuple):
 
     ``value[d, w]``, ``stderr[d, w]``: the jackknife estimate of ``E[Theta(x,x)^2] / E[Theta(x,x)]^2``
     and its bootstrap standard error (:func:`dispersion`) for depth ``depths[d]`` and
-    ``sigma_w^2 = W_vars[w]``.
+    ``sigma_w^2 = W_vars[w]``. ``spread[d, w]``, ``spread_se[d, w]``: the same cell's
+    :func:`log_interdecile` of ``Theta(x,x)``, a spread that no single draw dominates.
     """
 
     depths: np.ndarray
     W_vars: np.ndarray
     value: np.ndarray
     stderr: np.ndarray
+    spread: np.ndarray
+    spread_se: np.ndarray
 
 
 def dispersion_grid(
@@ -336,9 +339,10 @@ def dispersion_grid(
 
     Constant-width networks ``(width,) * depth`` (so ``n_0 = width``) on one unit input
     (:func:`unit_inputs`): ``n_samples`` networks per cell (:func:`ntk_samples`, one
-    compilation per depth serves every ``sigma_w^2``) and :func:`dispersion`. Cell
-    ``(L, w)`` samples with ``fold_in(fold_in(key, L), w)`` (``w`` the column index) and
-    bootstraps with ``fold_in`` of that key by 1.
+    compilation per depth serves every ``sigma_w^2``), :func:`dispersion` and
+    :func:`log_interdecile`. Cell ``(L, w)`` samples with ``fold_in(fold_in(key, L), w)``
+    (``w`` the column index) and bootstraps with ``fold_in`` of that key by 1 (dispersion)
+    and by 2 (spread).
 
     Args:
         key: PRNG key.
@@ -363,22 +367,25 @@ def dispersion_grid(
     _checks.positive_int(n_samples, "n_samples", minimum=3)
     _check_boot(key, n_boot)
     value = np.empty((len(depths), len(W_vars)))
-    stderr = np.empty_like(value)
+    stderr, spread, spread_se = np.empty_like(value), np.empty_like(value), np.empty_like(value)
     for i, depth in enumerate(depths):
         for j, w in enumerate(W_vars):
             cell = jax.random.fold_in(jax.random.fold_in(key, depth), j)
             s = ntk_samples(cell, int(n_samples), (int(width),) * depth, W_var=w, b_var=b_var, activation=activation)
             est = dispersion(s.theta[:, 0, 0], key=jax.random.fold_in(cell, 1), n_boot=n_boot)
             value[i, j], stderr[i, j] = est.value, est.stderr
-    return DispersionGrid(np.asarray(depths), np.asarray(W_vars), value, stderr)
+            est = log_interdecile(s.theta[:, 0, 0], key=jax.random.fold_in(cell, 2), n_boot=n_boot)
+            spread[i, j], spread_se[i, j] = est.value, est.stderr
+    return DispersionGrid(np.asarray(depths), np.asarray(W_vars), value, stderr, spread, spread_se)
 
 
 # ------------------------------------------------------------------- estimators
 class Estimate(NamedTuple):
-    """A jackknife bias-corrected ratio estimate with its bootstrap standard error.
+    """An estimate with its bootstrap standard error.
 
-    ``value``: the estimate; ``stderr``: bootstrap standard error of ``value``;
-    ``plugin``: the uncorrected plug-in ratio; ``n``: sample size.
+    ``value``: the estimate (jackknife bias-corrected for the ratios); ``stderr``:
+    bootstrap standard error of ``value``; ``plugin``: the uncorrected plug-in value
+    (equal to ``value`` where no correction applies); ``n``: sample size.
     """
 
     value: float
@@ -467,6 +474,47 @@ def dispersion(samples: Any, *, key: jax.Array, n_boot: int = 1000) -> Estimate:
     _check_boot(key, n_boot)
     value, plugin = _jackknife_dispersion(t)
     return Estimate(float(value), _bootstrap(_jackknife_dispersion, [t], key, n_boot), float(plugin), t.size)
+
+
+def _log_interdecile(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    low, high = np.quantile(t, [0.1, 0.9], axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.log(high / low)
+    return value, value
+
+
+def log_interdecile(samples: Any, *, key: jax.Array, n_boot: int = 1000) -> Estimate:
+    """``log(Q_0.9 / Q_0.1)`` of positive draws: how far apart a high and a low draw are, on a log scale.
+
+    A scale-free spread like the dispersion ``E[Theta^2] / E[Theta]^2`` (for a
+    log-normal ``Theta`` with log-standard deviation ``s`` the two are
+    ``2 z_0.9 s = 2.563 s`` and ``exp(s^2)``), but one that no single draw can move
+    far: where ``Theta`` is heavy-tailed (deep networks in the chaotic phase,
+    thesis §3.1) one network in a few hundred can double the dispersion's estimate
+    and its bootstrap error, while the deciles barely move. Quantiles by linear
+    interpolation (``numpy.quantile``); the standard error is the bootstrap's.
+
+    Args:
+        samples: 1-D array of draws (at least 3); its lower decile must be positive.
+        key: PRNG key for the bootstrap.
+        n_boot: number of bootstrap resamples.
+
+    Raises:
+        ValueError: non-finite draws, a lower decile at or below zero, or so many draws
+            at or below zero that some bootstrap resample's lower decile is.
+    """
+    t = _check_sample(samples, "samples")
+    _check_boot(key, n_boot)
+    value, _ = _log_interdecile(t)
+    if not np.isfinite(value) or float(np.quantile(t, 0.1)) <= 0:
+        raise ValueError(f"samples must have a positive lower decile, got {float(np.quantile(t, 0.1)):.3g} "
+                         f"(log(Q_0.9 / Q_0.1) is a spread of positive draws)")
+    with np.errstate(invalid="ignore"):  # an infinite resample is reported below
+        stderr = _bootstrap(_log_interdecile, [t], key, n_boot)
+    if not np.isfinite(stderr):
+        raise ValueError(f"samples has {int(np.sum(t <= 0))} of {t.size} draws at or below zero: some bootstrap "
+                         "resamples have no positive lower decile, so log(Q_0.9 / Q_0.1) has no standard error")
+    return Estimate(float(value), stderr, float(value), t.size)
 
 
 def ratio_of_means(numerator: Any, denominator: Any, *, key: jax.Array, n_boot: int = 1000) -> Estimate:

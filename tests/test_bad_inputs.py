@@ -335,6 +335,8 @@ CASES: list[Case] = [
     Case("dispersion.ratio_of_means unpaired",
          lambda c: dispersion.ratio_of_means(np.ones(4), np.ones(5), key=KEY), ValueError, "numerator"),
     Case("dispersion.unit_inputs cosines", lambda c: dispersion.unit_inputs(4, [1.5]), ValueError, "cosines"),
+    Case("dispersion.log_interdecile non-positive lower decile",
+         lambda c: dispersion.log_interdecile(np.r_[np.zeros(30), np.ones(70)], key=KEY), ValueError, "samples"),
     Case("dispersion.dispersion_grid W_vars nan",
          lambda c: dispersion.dispersion_grid(KEY, 10, 4, [2], [NAN]), ValueError, "W_var",
          ("dispersion._sampler",)),

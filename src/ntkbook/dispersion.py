@@ -13,7 +13,8 @@ first-order change of ``Theta(x, x)`` in one gradient step (thesis §3.2 Thm 4.1
 :func:`dispersion` estimates ``E[Theta^2] / E[Theta]^2`` from such a sample and
 :func:`ratio_of_means` a ratio ``E[A] / E[B]``; both remove the ``O(1/N)`` bias
 of the plug-in ratio with the jackknife and report bootstrap standard errors.
-:func:`init_mlp` and :func:`mlp_apply` expose the network itself (chapter 04
+:func:`log_interdecile` measures the spread of a skewed sample by its deciles,
+which one large draw hardly moves. :func:`init_mlp` and :func:`mlp_apply` expose the network itself (chapter 04
 reads its hidden pre-activations).
 """
 
@@ -491,13 +492,21 @@ def log_interdecile(samples: Any, *, key: jax.Array, n_boot: int = 1000) -> Esti
     ``2 z_0.9 s = 2.563 s`` and ``exp(s^2)``), but one that no single draw can move
     far: where ``Theta`` is heavy-tailed (deep networks in the chaotic phase,
     thesis §3.1) one network in a few hundred can double the dispersion's estimate
-    and its bootstrap error, while the deciles barely move. Quantiles by linear
-    interpolation (``numpy.quantile``); the standard error is the bootstrap's.
+    and its bootstrap error, while one draw shifts a decile by at most one step
+    between neighbouring sorted draws. The two measures grow together when the
+    bulk of the law spreads (as for the log-normal); a heavier tail alone moves
+    only the dispersion. Quantiles by linear interpolation (``numpy.quantile``);
+    the standard error is the bootstrap's. Draws at or below zero are allowed as
+    long as the lower decile is positive.
 
     Args:
         samples: 1-D array of draws (at least 3); its lower decile must be positive.
         key: PRNG key for the bootstrap.
         n_boot: number of bootstrap resamples.
+
+    Returns:
+        :class:`Estimate` with ``value = plugin = log(Q_0.9 / Q_0.1)`` (no bias correction)
+        and its bootstrap ``stderr``.
 
     Raises:
         ValueError: non-finite draws, a lower decile at or below zero, or so many draws

@@ -32,13 +32,14 @@ def test_default_and_environment(monkeypatch):
     assert cfg.init_widths == presets.CHAPTERS["01_lazy"]["ci"]["init_widths"]
 
 
-def test_ci_is_never_larger_than_book_for_sizes():
-    # Spot check of the intent: the ci preset trains fewer steps and networks.
+@pytest.mark.parametrize("small, large", [("ci", "book"), ("book", "paper")])
+def test_a_smaller_preset_never_draws_more(small, large):
+    # Spot check of the intent: ci trains fewer steps and networks than book, and book no more than
+    # paper (paper's grid_seeds of chapter 05 was once 2 against book's 3).
     for chapter, by_preset in presets.CHAPTERS.items():
-        for key, ci_value in by_preset["ci"].items():
-            book_value = by_preset["book"][key]
-            if key.endswith(("steps", "draws", "seeds", "nets", "frames")) and isinstance(ci_value, int):
-                assert ci_value <= book_value, (chapter, key)
+        for key, value in by_preset[small].items():
+            if key.endswith(("steps", "draws", "seeds", "nets", "frames", "samples", "repeats")) and isinstance(value, int):
+                assert value <= by_preset[large][key], (chapter, key, value, by_preset[large][key])
 
 
 def test_unknown_names_raise(monkeypatch):
@@ -174,6 +175,8 @@ def _with(monkeypatch, chapter, preset, **changes):
     ("06_ntk_trace", dict(train_per_class=125), r"train_per_class \+ 50 = 175"),
     ("06_ntk_trace", dict(train_records=1000), r"train_records = 1000 record points do not fit train_steps"),
     ("05_finite_ntk", dict(grid_records=(10, 100, 5000)), r"grid_records = .* must lie in \[1, grid_steps"),
+    ("05_finite_ntk", dict(grid_seeds=2), "grid_seeds = 2 must be odd and >= 3"),
+    ("05_finite_ntk", dict(grid_seeds=4), "grid_seeds = 4 must be odd and >= 3"),
     ("01_lazy", dict(train_steps=0), r"train_steps = 0 is not a positive size"),
     ("01_lazy", dict(alphas=(1.0, float("nan"))), r"alphas\[1\] = nan is not a finite"),
     ("01_lazy", dict(train_nets=(16, 32)), "train_nets must give one count per entry of train_widths"),

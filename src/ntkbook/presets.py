@@ -358,7 +358,9 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             digits_ns=(10, 20, 40, 80, 160, 320, 640), digits_repeats=4, digits_val=300, digits_test=600,
             digits_learning_rate=1.0,
             sweep_n=512, sweep_widths=(16, 32, 64, 128, 256, 512, 1024, 2048), sweep_network_max=512,
-            sweep_repeats=3,
+            # 5 repeats as at ci: claim 5's power rule (chapter notes) was applied to ci alone, which left
+            # book's alignment trend with 18 networks (6 widths x 3) against ci's 25 (3 until 2026-12-06).
+            sweep_repeats=5,
             after_repeats=3, after_n0=200, kt_n=1600, kt_points=30, grid=61,
         ),
         "paper": dict(
@@ -544,7 +546,7 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             off_w=(1.0, 1.5, 1.8), off_cosines=(0.0, 0.5),
             off_depths=(2, 4, 8, 16, 32, 48), off_samples=4000, step_depths=(2, 5, 10, 20, 30), step_samples=4000, grid_width=256,
             grid_per_class=13, grid_steps=10000, grid_records=(10, 100, 1000, 10000), grid_depths=(2, 4, 8, 12, 16, 20),
-            grid_seeds=2, grid_w_relu=(1.0, 1.5, 2.0, 2.5, 3.0), grid_w_tanh=(0.6, 1.0, 1.4, 1.8, 2.5, 3.5),
+            grid_seeds=3, grid_w_relu=(1.0, 1.5, 2.0, 2.5, 3.0), grid_w_tanh=(0.6, 1.0, 1.4, 1.8, 2.5, 3.5),
             grid_b_tanh=0.05,
         ),
     },
@@ -648,6 +650,9 @@ _RULES: dict[str, list] = {
                         f"ov_check_depths = {v['ov_check_depths']} exceed mc_depth = {v['mc_depth']}")],
     "05_finite_ntk": [lambda v: _digits(v, "grid_per_class", 1), lambda v: _within(v, "grid_records", "grid_steps"),
                       lambda v: _increasing(v, "grid_records"),
+                      lambda v: _need(v["grid_seeds"] >= 3 and v["grid_seeds"] % 2 == 1,
+                                      f"grid_seeds = {v['grid_seeds']} must be odd and >= 3: a cell is summarised by "
+                                      "its median network, which must be one network and robust to one odd draw"),
                       lambda v: _need(v["w_ordered"] < 2.0 < v["w_chaotic"],
                                       "w_ordered must be below and w_chaotic above ReLU's edge of chaos (2)")],
     "06_ntk_trace": [lambda v: _digits(v, "train_per_class", 50), lambda v: _records(v, "train_steps", "train_records"),

@@ -35,8 +35,11 @@ def run(preset: str, only: list[str] | None = None, *, timeout: int = 1800,
     """Execute the chapters at ``preset`` one after another; wall time and outcome of each.
 
     ``book_dir`` is copied whole (chapters may read files beside them) and the
-    copy is executed; ``only`` restricts the run to the chapters named.
+    copy is executed; ``only`` restricts the run to the chapters named. ``timeout``
+    is nbmake's limit per cell, in seconds: a cell that runs longer fails its chapter.
     """
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive int of seconds per cell, got {timeout!r}")
     from ntkbook import presets
 
     presets.validate(preset)  # an unknown preset raises here, before anything runs
@@ -60,6 +63,7 @@ def run(preset: str, only: list[str] | None = None, *, timeout: int = 1800,
                 "seconds": float(case.get("time")) if case is not None else None,
                 "passed": proc.returncode == 0,
                 "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
+                "cell_timeout_s": timeout,
                 **({} if proc.returncode == 0 else {"error": proc.stdout[-2000:]}),
             })
     return {"preset": preset, "rows": rows}

@@ -29,7 +29,8 @@ SIZES = ("tiny", "quick", "full")
 
 
 def _sections(only_chapters: list[str] | None = None,
-              chapter_presets: tuple[str, ...] | None = None) -> dict[str, Callable[[str], Any]]:
+              chapter_presets: tuple[str, ...] | None = None,
+              cell_timeout: int = 1800) -> dict[str, Callable[[str], Any]]:
     from . import chapters, entk
 
     sections: dict[str, Callable[[str], Any]] = {
@@ -52,9 +53,9 @@ def _sections(only_chapters: list[str] | None = None,
 
     def chapter_times(size: str) -> Any:
         if size == "tiny":  # the smoke test: one chapter at the ci preset
-            return [chapters.run("ci", only=only_chapters or [chapters.chapter_files()[0].stem])]
+            return [chapters.run("ci", only=only_chapters or [chapters.chapter_files()[0].stem], timeout=cell_timeout)]
         presets = chapter_presets or (("ci",) if size == "quick" else ("ci", "book"))
-        return [chapters.run(p, only=only_chapters) for p in presets]
+        return [chapters.run(p, only=only_chapters, timeout=cell_timeout) for p in presets]
 
     sections["chapters"] = chapter_times
     return sections
@@ -73,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
                              "matching rows of the chapters section already in --out, the others are kept")
     parser.add_argument("--presets", default=None,
                         help="with --chapters: the presets to time them at (default: ci and book; ci at --size quick)")
+    parser.add_argument("--timeout", type=int, default=1800,
+                        help="seconds one cell of a timed chapter may run before the chapter fails (default 1800; "
+                             "the paper preset's longest cells need more on a CPU)")
     args = parser.parse_args(argv)
+    if args.timeout <= 0:
+        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
 
     os.environ.setdefault("NTKBOOK_PROGRESS", "summary")
     from . import harness
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 _presets.validate(p)
             except ValueError as err:
                 parser.error(f"--presets: {err}")
-    available = _sections(only, presets_)
+    available = _sections(only, presets_, args.timeout)
     if args.sections is None:
         names = [n for n in available if not (args.size == "quick" and n == "chapters")]
     else:

@@ -76,6 +76,23 @@ def test_chapter_times(tmp_path):
         chapters.run("fast", book_dir=book)
 
 
+def test_a_cell_past_the_timeout_fails_its_chapter(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(120)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, book / "01_slow.ipynb")
+    (row,) = chapters.run("ci", book_dir=book, timeout=5)["rows"]
+    assert not row["passed"] and row["cell_timeout_s"] == 5
+    with pytest.raises(ValueError, match="timeout must be a positive int"):
+        chapters.run("ci", book_dir=book, timeout=0)
+
+
+def test_run_refuses_a_bad_timeout():
+    with pytest.raises(SystemExit):
+        run.main(["--chapters", "01_lazy", "--timeout", "0", "--out", "/tmp/never-written.json"])
+
+
 def _section(tmp_path_factory, name):
     out = tmp_path_factory.mktemp("bench") / "results.json"
     assert run.main(["--size", "tiny", "--sections", name, "--out", str(out)]) == 0

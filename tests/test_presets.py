@@ -184,6 +184,7 @@ def _with(monkeypatch, chapter, preset, **changes):
     ("10_scaling_laws", dict(digits_ns=(10, 1000), digits_val=300), r"max\(digits_ns\) \+ digits_val \+ digits_test"),
     ("12_collapse_ode", dict(feature_dim=4), "feature_dim must be >= classes"),
     ("14_pseudo_ntk", dict(show_widths=(64, 100)), "show_widths = .* must be a subset of widths"),
+    ("14_pseudo_ntk", dict(cost_n=400, cost_classes=(1, 100)), "a float32 eNTK of 6.0 GiB .* over its 2 GiB budget"),
     ("15_lookahead", dict(rank_sizes=(25, 500)), "rank_sizes = .* exceed the pool"),
     ("09_semisup", dict(batch_size=64, n_labelled=5), "batch_size = 64 exceeds"),
 ])

@@ -423,7 +423,8 @@ CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
             n_train_per_class=20, n_test_per_class=40, heat_inputs=6,
             widths=(64, 128, 256, 512, 1024, 2048, 4096, 8192), seeds=5, show_widths=(64, 512, 8192),
             ridges=(0.0, 1.0, 10.0),
-            cost_n=400, cost_width=1024, cost_classes=(1, 2, 5, 10, 20, 50, 100), cost_repeats=5,
+            # cost_n 200 as at book: at 400 the k = 100 eNTK alone is (400, 400, 100, 100) float32 = 6.4 GB.
+            cost_n=200, cost_width=1024, cost_classes=(1, 2, 5, 10, 20, 50, 100), cost_repeats=5,
             after_n=100, train_steps=2000,
         ),
     },
@@ -711,7 +712,11 @@ _RULES: dict[str, list] = {
                     lambda v: _need(v["toy_batch"] <= v["toy_n"], "toy_batch exceeds toy_n")],
     "14_pseudo_ntk": [lambda v: _digits(v, "n_train_per_class", "n_test_per_class"),
                       lambda v: _subset(v, "show_widths", "widths"), lambda v: _increasing(v, "widths"),
-                      lambda v: _need(v["heat_inputs"] <= 10 * v["n_train_per_class"], "heat_inputs exceeds the images")],
+                      lambda v: _need(v["heat_inputs"] <= 10 * v["n_train_per_class"], "heat_inputs exceeds the images"),
+                      lambda v: _need(4 * v["cost_n"] ** 2 * max(v["cost_classes"]) ** 2 <= 2**31,
+                                      f"cost_n = {v['cost_n']} and max(cost_classes) = {max(v['cost_classes'])} give "
+                                      f"a float32 eNTK of {4 * v['cost_n'] ** 2 * max(v['cost_classes']) ** 2 / 2**30:.1f} "
+                                      "GiB in the cost section, over its 2 GiB budget")],
     "15_lookahead": [lambda v: _digits(v, "pool_per_class", "test_per_class"),
                      lambda v: _need(max(v["rank_sizes"]) <= 10 * v["pool_per_class"],
                                      f"rank_sizes = {v['rank_sizes']} exceed the pool of 10 * pool_per_class images"),

@@ -166,10 +166,10 @@ colab: venv
 # section at full size, chapters at the ci and book presets included (about an
 # hour on 2 cores); `make bench-quick` runs the kernel sections small (< 5 min).
 # `make bench CHAPTERS=05_finite_ntk` re-times only that chapter (ci and book, or
-# PRESETS=ci) and replaces its rows in the results file; TIMEOUT=7200 raises the
+# PRESETS=ci) and replaces its rows in the results file; BENCH_CELL_TIMEOUT=7200 raises the
 # per-cell limit (1800 s), which `paper` cells on a CPU can exceed.
 bench: venv
-	$(BIN)/python -m benchmarks.run --size full $(if $(SECTIONS),--sections $(SECTIONS)) $(if $(CHAPTERS),--chapters $(CHAPTERS)) $(if $(PRESETS),--presets $(PRESETS)) $(if $(TIMEOUT),--timeout $(TIMEOUT))
+	$(BIN)/python -m benchmarks.run --size full $(if $(SECTIONS),--sections $(SECTIONS)) $(if $(CHAPTERS),--chapters $(CHAPTERS)) $(if $(PRESETS),--presets $(PRESETS)) $(if $(BENCH_CELL_TIMEOUT),--timeout $(BENCH_CELL_TIMEOUT))
 
 bench-quick: venv
 	$(BIN)/python -m benchmarks.run --size quick $(if $(SECTIONS),--sections $(SECTIONS))

@@ -26,6 +26,9 @@ PRESET    ?= book
 CELL_TIMEOUT ?= 1200
 # 1: after each chapter's last cell, drive its widgets through their states (make test does).
 WIDGETS   ?= 0
+# Execute only these notebooks (names without .ipynb, e.g. NOTEBOOKS="07_trace_margin
+# A_performance"); empty: all of them. The paper workflow runs one chapter per job with it.
+NOTEBOOKS ?=
 # After a cell that displays an ipywidget, nbclient could miss the kernel's reply
 # until the cell timeout ran out (jupyter/nbclient#312): tools/nbclient_patch.py,
 # loaded into pytest below, makes the executor wait in 0.5 s slices so a missed
@@ -84,14 +87,15 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt pyprojec
 unit: venv
 	$(BIN)/python -m pytest tests -q -n $(JOBS) --dist loadfile --durations=15
 
-# Execute every chapter at $(PRESET) into the staged copy of the book.
+# Execute every chapter (or NOTEBOOKS) at $(PRESET) into the staged copy of the book.
 notebooks: venv
 	rm -rf $(STAGE) _build/html _build/.doctrees _build/jupyter_execute _build/widget-report
 	mkdir -p $(STAGE)
 	cp -r book $(STAGE)/
 	NTKBOOK_PRESET=$(PRESET) NTKBOOK_WIDGET_CHECK=$(WIDGETS) NTKBOOK_WIDGET_REPORT=$(CURDIR)/_build/widget-report \
 		PYTHONPATH=$(CURDIR)/tools $(BIN)/python -m pytest -q -p no:cacheprovider -p nbclient_patch -p widget_check -n $(JOBS) \
-		--nbmake --overwrite --nbmake-timeout=$(CELL_TIMEOUT) $(RERUN) --durations=0 $(STAGE)/book
+		--nbmake --overwrite --nbmake-timeout=$(CELL_TIMEOUT) $(RERUN) --durations=0 \
+		$(if $(strip $(NOTEBOOKS)),$(foreach n,$(NOTEBOOKS),$(STAGE)/book/$(n).ipynb),$(STAGE)/book)
 	$(BIN)/python tools/nbclient_patch.py $(STAGE)/book
 	if [ "$(WIDGETS)" = 1 ]; then $(BIN)/python tools/widget_check.py _build/widget-report; fi
 

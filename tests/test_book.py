@@ -441,12 +441,36 @@ def test_publishing_workflows():
     assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in steps)
     assert book["jobs"]["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
 
+    assert ".ci/run" in _runs(_workflow("test.yml"))
+
+
+def test_paper_workflow_executes_every_chapter_in_a_job_of_its_own():
+    # The whole paper preset takes longer on a CPU than one hosted job may run (6 h), so
+    # paper.yml runs one job per chapter and builds the HTML from their executed copies.
     paper = _workflow("paper.yml")
     on = paper.get("on", paper.get(True))
     cron = on["schedule"][0]["cron"]
     assert len(cron.split()) == 5, cron
-    assert any(run.startswith("make book PRESET=paper") for run in _runs(paper))
-    assert ".ci/run" in _runs(_workflow("test.yml"))
+    chapter, book = paper["jobs"]["chapter"], paper["jobs"]["book"]
+    numbered = [p.stem for p in CHAPTERS]
+    assert sorted(chapter["strategy"]["matrix"]["chapter"]) == numbered
+    assert chapter["strategy"]["fail-fast"] is False
+    runs = [s["run"] for s in chapter["steps"] if "run" in s]
+    assert any(r.startswith("make notebooks PRESET=paper NOTEBOOKS=${{ matrix.chapter }}") for r in runs), runs
+    assert book["needs"] == "chapter" and book["if"] == "always()"
+    book_runs = "\n".join(s["run"] for s in book["steps"] if "run" in s)
+    for step in ['make notebooks PRESET=paper NOTEBOOKS="A_performance B_reproducibility"', "make html",
+                 "make browser"]:
+        assert step in book_runs, step
+    assert book_runs.index("make html") < book_runs.index("make browser")
+
+
+def test_make_notebooks_can_execute_named_notebooks_only():
+    plan = _make_dry_run("-B", "notebooks", "PRESET=paper", "NOTEBOOKS=07_trace_margin A_performance")
+    assert "_stage/book/07_trace_margin.ipynb _stage/book/A_performance.ipynb" in plan
+    whole_book = re.compile(r"--durations=0 \\\n\s*_stage/book\s*$", re.M)  # pytest's last argument
+    assert not whole_book.search(plan)
+    assert whole_book.search(_make_dry_run("-B", "notebooks"))
 
 
 # --- The teaching layer (CONTRIBUTING.md), for the chapters that have been refereed ---

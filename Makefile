@@ -95,7 +95,7 @@ notebooks: venv
 	NTKBOOK_PRESET=$(PRESET) NTKBOOK_WIDGET_CHECK=$(WIDGETS) NTKBOOK_WIDGET_REPORT=$(CURDIR)/_build/widget-report \
 		PYTHONPATH=$(CURDIR)/tools $(BIN)/python -m pytest -q -p no:cacheprovider -p nbclient_patch -p widget_check -n $(JOBS) \
 		--nbmake --overwrite --nbmake-timeout=$(CELL_TIMEOUT) $(RERUN) --durations=0 \
-		$(if $(strip $(NOTEBOOKS)),$(foreach n,$(NOTEBOOKS),$(STAGE)/book/$(n).ipynb),$(STAGE)/book)
+		$(if $(strip $(NOTEBOOKS)),$(foreach n,$(NOTEBOOKS),$(STAGE)/book/$(n:.ipynb=).ipynb),$(STAGE)/book)
 	$(BIN)/python tools/nbclient_patch.py $(STAGE)/book
 	if [ "$(WIDGETS)" = 1 ]; then $(BIN)/python tools/widget_check.py _build/widget-report; fi
 

@@ -26,8 +26,8 @@ PRESET    ?= book
 CELL_TIMEOUT ?= 1200
 # 1: after each chapter's last cell, drive its widgets through their states (make test does).
 WIDGETS   ?= 0
-# Execute only these notebooks (names without .ipynb, e.g. NOTEBOOKS="07_trace_margin
-# A_performance"); empty: all of them. The paper workflow runs one chapter per job with it.
+# Execute only these notebooks (e.g. NOTEBOOKS="07_trace_margin A_performance"; a trailing
+# .ipynb is dropped); empty: all of them. The paper workflow runs one chapter per job with it.
 NOTEBOOKS ?=
 # After a cell that displays an ipywidget, nbclient could miss the kernel's reply
 # until the cell timeout ran out (jupyter/nbclient#312): tools/nbclient_patch.py,
